@@ -1,0 +1,60 @@
+"""The core API: one FastAPI app per process; the search index lives in `app.state.search`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from api.bootstrap import load_demo_if_empty
+from api.routers import admin, gaps, kb, search
+from api.settings import Settings, get_settings
+from kb.db import make_engine, session_factory
+from kb.errors import KbError
+from kb.service import SearchService
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, clock: Callable[[], datetime] | None = None,
+               watch: bool = True) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.db_url)
+        app.state.session_factory = session_factory(engine)
+        if settings.load_demo_kb:
+            load_demo_if_empty(app.state.session_factory)
+        app.state.search = SearchService(app.state.session_factory, settings.data_dir, settings.kb_encoder)
+        app.state.search.rebuild()
+        if watch:
+            app.state.search.start_watcher(settings.index_poll_seconds)
+        yield
+        app.state.search.stop()
+        engine.dispose()
+
+    app = FastAPI(title="热线智能助手 core API", version="0.1.0", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.clock = clock
+
+    @app.exception_handler(KbError)
+    async def _kb_error(request: Request, exc: KbError) -> JSONResponse:
+        return JSONResponse({"detail": exc.message, **exc.detail}, status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{"field": ".".join(str(p) for p in e["loc"] if p != "body"), "message": e["msg"]}
+                  for e in exc.errors()]
+        first = errors[0] if errors else {"field": "", "message": ""}
+        return JSONResponse({"detail": f"请求有误：{first['field']} {first['message']}".strip(), "errors": errors},
+                            status_code=422)
+
+    for r in (admin.router, search.router, kb.router, gaps.router):
+        app.include_router(r)
+    return app

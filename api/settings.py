@@ -1,0 +1,59 @@
+"""Settings of the core API process. The names are a contract shared with the Makefile, docs and CI."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from kb.db import sqlite_url
+
+logger = logging.getLogger(__name__)
+
+PLACEHOLDER_TOKENS = {"", "changeme", "change-me", "admin", "secret", "token"}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    environment: str = Field("development", alias="HOTLINE_ENV")
+    data_dir: Path = Field(Path("./var"), alias="HOTLINE_DATA_DIR")
+    database_url: str | None = Field(None, alias="DATABASE_URL")
+    admin_token: str | None = Field(None, alias="HOTLINE_ADMIN_TOKEN")
+    load_demo_kb: bool = Field(True, alias="HOTLINE_LOAD_DEMO_KB")
+    kb_encoder: str | None = Field("BAAI/bge-small-zh-v1.5", alias="KB_ENCODER")
+    index_poll_seconds: float = Field(1.0, alias="HOTLINE_INDEX_POLL_SECONDS")
+
+    @model_validator(mode="after")
+    def _secrets(self) -> Settings:
+        if self.admin_token in PLACEHOLDER_TOKENS or self.admin_token is None:
+            if self.environment != "development":
+                raise ValueError("HOTLINE_ADMIN_TOKEN must be set to a real secret outside development")
+            self.admin_token = self._dev_token()
+        return self
+
+    def _dev_token(self) -> str:
+        """Development only: one generated token kept under the data dir, so restarts keep it."""
+        path = self.data_dir / "admin_token"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        token = secrets.token_urlsafe(24)
+        path.write_text(token)
+        path.chmod(0o600)
+        return token
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or sqlite_url(self.data_dir)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    s = Settings()
+    s.data_dir.mkdir(parents=True, exist_ok=True)
+    return s

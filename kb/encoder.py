@@ -1,0 +1,230 @@
+"""Sentence encoders for the dense leg.
+
+`KB_ENCODER` names a sentence-transformers model or a path (production: BAAI/bge-small-zh-v1.5). Nothing is
+ever downloaded: when the named model is not on disk, the embedded default is a domain encoder trained from
+the KB's own standard and similar questions: a sentence-transformers `StaticEmbedding` over the same tokens
+the lexical legs use, initialised from an LSA of the KB text and tuned with MultipleNegativesRankingLoss.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import random
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from kb.text import TextProcessor
+
+logger = logging.getLogger(__name__)
+
+STATIC_DIM = 128
+STATIC_PREFIX = "static-"
+MAX_TRAIN_PAIRS = 40_000  # enough to shape the space; keeps a 100k-entry KB's retrain within seconds
+MARKER = "hotline_encoder.json"
+
+
+class Encoder(Protocol):
+    name: str
+    dim: int
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit-length float32 rows, one per text."""
+        ...
+
+
+@dataclass
+class TrainingEntry:
+    question: str
+    similar_questions: list[str]
+    answer: str
+
+
+def _torch_threads() -> None:
+    import torch
+
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+class SentenceTransformerEncoder:
+    """A pretrained model already on disk (path or local Hugging Face cache)."""
+
+    def __init__(self, spec: str):
+        from sentence_transformers import SentenceTransformer
+
+        _torch_threads()
+        self.model = SentenceTransformer(spec, device="cpu", local_files_only=True)
+        self.name = spec
+        self.dim = int(self.model.get_sentence_embedding_dimension() or 0)
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        return np.asarray(
+            self.model.encode(list(texts), batch_size=64, normalize_embeddings=True, show_progress_bar=False),
+            dtype=np.float32,
+        )
+
+
+class StaticDomainEncoder:
+    """StaticEmbedding over pre-tokenised text: each text becomes its TextProcessor tokens plus characters."""
+
+    def __init__(self, model_dir: Path, processor: TextProcessor):
+        from sentence_transformers import SentenceTransformer
+
+        _torch_threads()
+        self.model = SentenceTransformer(str(model_dir), device="cpu", local_files_only=True)
+        self.processor = processor
+        meta = json.loads((model_dir / MARKER).read_text(encoding="utf-8"))
+        self.name = f"{STATIC_PREFIX}{meta['fingerprint'][:12]} (domain StaticEmbedding, {meta['pairs']} pairs)"
+        self.dim = int(meta["dim"])
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        pre = [static_tokens(self.processor, t) for t in texts]
+        return np.asarray(
+            self.model.encode(pre, batch_size=512, normalize_embeddings=True, show_progress_bar=False),
+            dtype=np.float32,
+        )
+
+
+def static_tokens(processor: TextProcessor, text: str) -> str:
+    """Words and bigrams from the processor plus single characters, so unseen words still land somewhere."""
+    toks = processor.tokens(text)
+    chars = [f"${c}" for c in processor.canonical(text) if not c.isspace()]
+    return " ".join(toks + chars) or "[UNK]"
+
+
+def training_fingerprint(entries: Sequence[TrainingEntry], synonyms: dict[str, str]) -> str:
+    h = hashlib.sha256()
+    for e in entries:
+        h.update(json.dumps([e.question, e.similar_questions], ensure_ascii=False).encode())
+    h.update(json.dumps(sorted(synonyms.items()), ensure_ascii=False).encode())
+    h.update(f"dim={STATIC_DIM};v=2".encode())
+    return h.hexdigest()
+
+
+def train_static_encoder(
+    entries: Sequence[TrainingEntry], processor: TextProcessor, out_dir: Path, fingerprint: str, seed: int = 13
+) -> Path:
+    """Trains the domain encoder and saves it under out_dir; returns the model directory."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+    from sentence_transformers.sentence_transformer.modules import StaticEmbedding
+    from sklearn.decomposition import TruncatedSVD
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from tokenizers import Tokenizer
+    from tokenizers.models import WordLevel
+    from tokenizers.pre_tokenizers import WhitespaceSplit
+
+    _torch_threads()
+    started = time.perf_counter()
+    rng = random.Random(seed)
+    torch.manual_seed(seed)
+
+    docs = [
+        " ".join(static_tokens(processor, t) for t in [e.question, *e.similar_questions, e.answer[:200]])
+        for e in entries
+    ]
+    counts = Counter(tok for d in docs for tok in d.split())
+    vocab = {"[UNK]": 0, "[PAD]": 1}
+    for tok, _ in counts.most_common():
+        vocab.setdefault(tok, len(vocab))
+    tokenizer = Tokenizer(WordLevel(vocab, unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = WhitespaceSplit()
+    tokenizer.enable_padding(pad_id=1, pad_token="[PAD]")
+
+    # LSA start: tokens that share entries start close together, which is what carries over to unseen queries.
+    dim = STATIC_DIM
+    weights = np.random.default_rng(seed).normal(0, 0.01, (len(vocab), dim)).astype(np.float32)
+    tfidf = TfidfVectorizer(vocabulary=vocab, tokenizer=str.split, lowercase=False, token_pattern=None)
+    x = tfidf.fit_transform(docs)
+    k = min(dim, max(2, min(x.shape) - 1))
+    svd = TruncatedSVD(n_components=k, random_state=seed)
+    svd.fit(x)
+    comp = svd.components_.T * np.sqrt(svd.singular_values_)
+    weights[:, :k] += comp.astype(np.float32)
+    weights[1] = 0.0
+
+    module = StaticEmbedding(tokenizer, embedding_weights=weights)
+    model = SentenceTransformer(modules=[module], device="cpu")
+
+    pairs: list[tuple[str, str]] = []
+    for e in entries:
+        texts = [e.question, *e.similar_questions]
+        pre = [static_tokens(processor, t) for t in texts]
+        for i in range(1, len(pre)):
+            pairs.append((pre[i], pre[0]))
+            pairs.append((pre[i], pre[rng.randrange(len(pre))]))
+        pairs.append((pre[0], static_tokens(processor, e.answer[:120])))
+    rng.shuffle(pairs)
+    pairs = pairs[:MAX_TRAIN_PAIRS]
+
+    loss_fn = MultipleNegativesRankingLoss(model, scale=20.0)
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    batch = 128
+    epochs = 6 if len(pairs) < 5000 else 2
+    model.train()
+    for _ in range(epochs):
+        rng.shuffle(pairs)
+        for i in range(0, len(pairs), batch):
+            chunk = pairs[i : i + batch]
+            if len(chunk) < 2:
+                continue
+            anchors = model.preprocess([a for a, _ in chunk])
+            positives = model.preprocess([p for _, p in chunk])
+            loss = loss_fn([anchors, positives], torch.zeros(len(chunk)))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    model.eval()
+
+    model_dir = out_dir / f"{STATIC_PREFIX}{fingerprint[:16]}"
+    tmp = out_dir / f".tmp-{fingerprint[:16]}-{os.getpid()}"
+    model.save(str(tmp))
+    (tmp / MARKER).write_text(
+        json.dumps(
+            {"kind": "static", "fingerprint": fingerprint, "dim": dim, "pairs": len(pairs), "vocab": len(vocab),
+             "entries": len(entries), "seconds": round(time.perf_counter() - started, 2)},
+            ensure_ascii=False,
+        ),
+        encoding="utf-8",
+    )
+    if model_dir.exists():
+        import shutil
+
+        shutil.rmtree(tmp)  # another process trained the same data meanwhile; keep theirs
+    else:
+        tmp.rename(model_dir)
+    logger.info("trained domain encoder on %d pairs in %.1fs", len(pairs), time.perf_counter() - started)
+    return model_dir
+
+
+def try_pretrained(spec: str | None) -> Encoder | None:
+    """The model `KB_ENCODER` names, if it is on disk; never downloads."""
+    if not spec or spec.startswith(STATIC_PREFIX) or spec in ("static", "domain"):
+        return None
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        return SentenceTransformerEncoder(spec)
+    except Exception as e:  # a missing model is an expected condition, not an error
+        logger.warning("encoder %r not available offline (%s); using the domain encoder", spec, e.__class__.__name__)
+        return None
+
+
+def domain_encoder(
+    entries: Sequence[TrainingEntry], synonyms: dict[str, str], processor: TextProcessor, encoder_dir: Path
+) -> StaticDomainEncoder:
+    """Loads the domain encoder trained on exactly this KB, training it first if there is none yet."""
+    encoder_dir.mkdir(parents=True, exist_ok=True)
+    fp = training_fingerprint(entries, synonyms)
+    model_dir = encoder_dir / f"{STATIC_PREFIX}{fp[:16]}"
+    if not (model_dir / MARKER).exists():
+        train_static_encoder(entries, processor, encoder_dir, fp)
+    return StaticDomainEncoder(model_dir, processor)

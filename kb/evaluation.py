@@ -1,0 +1,204 @@
+"""Search quality on the labelled development set, and the fitting of fusion weights and thresholds.
+
+The set is split by a hash of each query into a tuning half and a held-out half. Weights and thresholds are
+fitted on the tuning half only; every figure we report comes from the held-out half, so it says how the
+engine does on questions it has never seen.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kb.encoder import domain_encoder
+from kb.search import FEATURES, FUSION_FILE, Doc, Fusion, SearchIndex
+from kb.service import training_entries
+from kb.text import DATA_DIR, TextProcessor, load_synonyms_file
+
+ROOT = Path(__file__).resolve().parent.parent
+DEV_DIR = ROOT / "tests" / "data" / "dev_queries"
+DEMO_DIR = DATA_DIR / "demo"
+
+
+@dataclass(frozen=True)
+class LabelledQuery:
+    query: str
+    expected: str | None
+
+
+def load_queries(path: Path = DEV_DIR) -> list[LabelledQuery]:
+    out = []
+    for f in sorted(path.glob("*.jsonl")):
+        for line in f.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                d = json.loads(line)
+                out.append(LabelledQuery(d["query"], d.get("expected")))
+    return out
+
+
+def is_heldout(q: LabelledQuery) -> bool:
+    return int(hashlib.md5(q.query.encode()).hexdigest(), 16) % 2 == 1
+
+
+def split(queries: Sequence[LabelledQuery]) -> tuple[list[LabelledQuery], list[LabelledQuery]]:
+    tune = [q for q in queries if not is_heldout(q)]
+    held = [q for q in queries if is_heldout(q)]
+    return tune, held
+
+
+def demo_docs() -> list[Doc]:
+    docs = []
+    for f in sorted(DEMO_DIR.glob("*.jsonl")):
+        for line in f.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                d = json.loads(line)
+                docs.append(Doc(d["id"], 1, d["question"], tuple(d["similar_questions"]), d["answer"],
+                                d["policy_basis"], d["unit"], d["category"]))
+    return docs
+
+
+def demo_index(encoder_dir: Path) -> SearchIndex:
+    synonyms = load_synonyms_file(DATA_DIR / "synonyms.tsv")
+    processor = TextProcessor(synonyms)
+    docs = demo_docs()
+    encoder = domain_encoder(training_entries(docs), synonyms, processor, encoder_dir)
+    return SearchIndex(docs, processor, encoder)
+
+
+# -- metrics ----------------------------------------------------------------------------------------------
+
+Ranker = Callable[[str], list[tuple[str, float]]]  # query → [(entry_id, score)] best first
+
+
+def hybrid_ranker(index: SearchIndex, fusion: Fusion) -> Ranker:
+    def rank(q: str) -> list[tuple[str, float]]:
+        out = index.search(q, fusion, top_k=10)
+        return [(h.doc.entry_id, h.score) for h in out.hits]
+
+    return rank
+
+
+def leg_ranker(index: SearchIndex, leg: str) -> Ranker:
+    """One leg alone, scanning the whole KB, entries ranked by their best question."""
+
+    def rank(q: str) -> list[tuple[str, float]]:
+        if leg == "bm25":
+            pairs = index.bm25_ranking(index.processor.tokens(q), 200)
+        elif leg == "rapidfuzz":
+            pairs = index.fuzzy_ranking(index.processor.canonical(q), 200)
+        elif leg == "dense":
+            pairs = index.dense_ranking(index.dense_query(q), 200)
+        else:
+            raise ValueError(leg)
+        best: dict[str, float] = {}
+        for qi, s in pairs:
+            e = index.docs[index.q_doc[qi]].entry_id
+            best[e] = max(best.get(e, float("-inf")), s)
+        return sorted(best.items(), key=lambda t: t[1], reverse=True)
+
+    return rank
+
+
+def threshold_for(ranked: list[list[tuple[str, float]]], queries: Sequence[LabelledQuery],
+                  max_answerable_refused: float = 0.03) -> float:
+    """The highest no-answer threshold on the top score that refuses at most the given share of answerable
+    queries: as many unanswerable ones as possible get no_answer at that cost."""
+    tops = sorted(r[0][1] if r else float("-inf") for r, q in zip(ranked, queries, strict=True) if q.expected)
+    k = int(max_answerable_refused * len(tops))
+    return tops[k] if tops else 0.0
+
+
+def metrics(ranked: list[list[tuple[str, float]]], queries: Sequence[LabelledQuery], no_answer: list[bool]
+            ) -> dict[str, Any]:
+    ans = [(r, q, na) for r, q, na in zip(ranked, queries, no_answer, strict=True) if q.expected]
+    unans = [na for q, na in zip(queries, no_answer, strict=True) if not q.expected]
+    top1 = sum(1 for r, q, _ in ans if r and r[0][0] == q.expected)
+    top3 = sum(1 for r, q, _ in ans if q.expected in [e for e, _ in r[:3]])
+    return {
+        "answerable": len(ans),
+        "unanswerable": len(unans),
+        "top1": round(top1 / max(1, len(ans)), 4),
+        "top3": round(top3 / max(1, len(ans)), 4),
+        "unanswerable_no_answer": round(sum(unans) / max(1, len(unans)), 4),
+        "answerable_no_answer": round(sum(na for _, _, na in ans) / max(1, len(ans)), 4),
+    }
+
+
+def evaluate_hybrid(index: SearchIndex, fusion: Fusion, queries: Sequence[LabelledQuery]) -> dict[str, Any]:
+    ranked, refused, decisions = [], [], []
+    for q in queries:
+        out = index.search(q.query, fusion, top_k=10)
+        ranked.append([(h.doc.entry_id, h.score) for h in out.hits])
+        refused.append(out.decision == "no_answer")
+        decisions.append(out.decision)
+    m = metrics(ranked, queries, refused)
+    answered = [(r, q) for r, q, d in zip(ranked, queries, decisions, strict=True) if d == "answer"]
+    m["answer_decisions"] = len(answered)
+    m["answer_precision"] = round(
+        sum(1 for r, q in answered if q.expected and r[0][0] == q.expected) / max(1, len(answered)), 4)
+    m["clarify_decisions"] = decisions.count("clarify")
+    return m
+
+
+def evaluate_leg(index: SearchIndex, leg: str, tune: Sequence[LabelledQuery], held: Sequence[LabelledQuery]
+                 ) -> dict[str, Any]:
+    rank = leg_ranker(index, leg)
+    t = threshold_for([rank(q.query) for q in tune], tune)
+    ranked = [rank(q.query) for q in held]
+    return metrics(ranked, held, [not r or r[0][1] < t for r in ranked]) | {"threshold": round(t, 4)}
+
+
+# -- fitting ----------------------------------------------------------------------------------------------
+
+def fit_fusion(index: SearchIndex, tune: Sequence[LabelledQuery]) -> Fusion:
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = [], []
+    for q in tune:
+        for h in index.candidates(q.query):
+            x.append([h.features[f] for f in FEATURES])
+            y.append(1 if h.doc.entry_id == q.expected else 0)
+    model = LogisticRegression(C=1.0, max_iter=2000, class_weight=None)
+    model.fit(np.asarray(x), np.asarray(y))
+    fusion = Fusion({f: round(float(w), 4) for f, w in zip(FEATURES, model.coef_[0], strict=True)},
+                    round(float(model.intercept_[0]), 4), 0.5, 0.2, 0.0, source="fitted on the tuning half")
+
+    # Thresholds: clarify_threshold is the no-answer line (≤ 3 % of answerable tuning queries refused);
+    # answer_threshold / margin are the lowest pair whose "answer" decisions are ≥ 97 % right.
+    runs = []
+    for q in tune:
+        out = index.search(q.query, fusion, top_k=3)
+        probs = [h.score for h in out.hits]
+        runs.append((q, probs, out.hits[0].doc.entry_id if out.hits else None))
+    ranked = [[("", p) for p in probs] for _, probs, _ in runs]
+    fusion.clarify_threshold = round(threshold_for(ranked, tune), 4)
+    best = (1.0, 1.0)
+    for margin in (0.0, 0.05, 0.1, 0.15, 0.2, 0.3):
+        for t in np.arange(0.3, 0.96, 0.025):
+            chosen = [(q, top) for q, probs, top in runs
+                      if probs and probs[0] >= t and probs[0] - (probs[1] if len(probs) > 1 else 0) >= margin]
+            if len(chosen) < 10:
+                continue
+            precision = sum(1 for q, top in chosen if q.expected == top) / len(chosen)
+            if precision >= 0.97 and (t, margin) < best:
+                best = (float(t), margin)
+                break
+    fusion.answer_threshold = round(max(best[0], fusion.clarify_threshold), 4)
+    fusion.margin = best[1]
+    return fusion
+
+
+def tune_and_save(encoder_dir: Path | None = None, path: Path = FUSION_FILE) -> dict[str, Any]:
+    encoder_dir = encoder_dir or ROOT / "var" / "encoder"
+    index = demo_index(encoder_dir)
+    tune, held = split(load_queries())
+    fusion = fit_fusion(index, tune)
+    fusion.save(path)
+    return {"fusion": fusion.__dict__, "tune": evaluate_hybrid(index, fusion, tune),
+            "heldout": evaluate_hybrid(index, fusion, held)}

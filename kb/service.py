@@ -1,0 +1,168 @@
+"""The live search service of one process: builds the index from the published KB and keeps it current.
+
+Every replica polls the KB version in the database and rebuilds when it moves, so a version published
+through any replica is searchable everywhere within a couple of seconds, and a retired one disappears.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+from datetime import date
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from kb import entries as kbe
+from kb.encoder import STATIC_PREFIX, Encoder, StaticDomainEncoder, TrainingEntry, domain_encoder, try_pretrained
+from kb.models import Synonym
+from kb.search import Doc, Fusion, SearchIndex, SearchOutcome
+from kb.text import TextProcessor
+
+logger = logging.getLogger(__name__)
+
+
+def load_docs(s: Session) -> list[Doc]:
+    return [
+        Doc(v.entry_id, v.version, v.question, tuple(v.similar_questions), v.answer, v.policy_basis, v.unit,
+            v.category, v.effective_from, v.effective_to)
+        for v in kbe.searchable_versions(s)
+    ]
+
+
+def load_synonyms(s: Session) -> dict[str, str]:
+    return {r.term: r.canonical for r in s.scalars(select(Synonym))}
+
+
+def training_entries(docs: list[Doc]) -> list[TrainingEntry]:
+    return [TrainingEntry(d.question, list(d.similar_questions), d.answer) for d in docs]
+
+
+class SearchService:
+    def __init__(self, factory: sessionmaker[Session], data_dir: Path, encoder_spec: str | None = None,
+                 fusion: Fusion | None = None):
+        self.factory = factory
+        self.encoder_dir = data_dir / "encoder"
+        self.encoder_spec = encoder_spec
+        self.fusion = fusion or Fusion.load()
+        self.index: SearchIndex | None = None
+        self._pretrained: Encoder | None = None
+        self._pretrained_tried = False
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+        self.last_error: str | None = None
+
+    # -- building ---------------------------------------------------------------------------------------
+
+    def _encoder(self, docs: list[Doc], synonyms: dict[str, str], processor: TextProcessor) -> Encoder | None:
+        if not self._pretrained_tried:
+            self._pretrained = try_pretrained(self.encoder_spec)
+            self._pretrained_tried = True
+        if self._pretrained is not None:
+            return self._pretrained
+        if not docs:
+            return None
+        enc = domain_encoder(training_entries(docs), synonyms, processor, self.encoder_dir)
+        self._prune_encoders()
+        return enc
+
+    def _prune_encoders(self, keep_last: int = 3) -> None:
+        dirs = sorted((p for p in self.encoder_dir.glob(f"{STATIC_PREFIX}*") if p.is_dir()),
+                      key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in dirs[keep_last:]:
+            shutil.rmtree(old, ignore_errors=True)
+
+    def rebuild(self) -> SearchIndex:
+        """Reads the published KB and swaps in a new index; searches keep using the old one meanwhile."""
+        with self._lock:
+            with self.factory() as s:
+                version = kbe.kb_version(s)
+                docs = load_docs(s)
+                synonyms = load_synonyms(s)
+            processor = TextProcessor(synonyms)
+            old = self.index
+            if (old is not None and isinstance(old.encoder, StaticDomainEncoder) and self._pretrained is None
+                    and old.docs and docs):
+                # Publishing must not wait for retraining: serve the change with the current encoder first.
+                self.index = SearchIndex(docs, processor, old.encoder, version)
+            encoder = self._encoder(docs, synonyms, processor)
+            self.index = SearchIndex(docs, processor, encoder, version)
+            self.last_error = None
+            logger.info("search index built: %s", self.index.stats())
+            return self.index
+
+    def current_kb_version(self) -> int:
+        with self.factory() as s:
+            return kbe.kb_version(s)
+
+    def refresh_if_changed(self) -> bool:
+        if self.index is not None and self.current_kb_version() == self.index.kb_version:
+            return False
+        self.rebuild()
+        return True
+
+    def start_watcher(self, interval: float = 1.0) -> None:
+        def loop() -> None:
+            while not self._stop.wait(interval):
+                try:
+                    self.refresh_if_changed()
+                except Exception as e:  # keep serving the last good index; /health reports the error
+                    self.last_error = f"{e.__class__.__name__}: {e}"
+                    logger.exception("index refresh failed")
+
+        self._watcher = threading.Thread(target=loop, name="kb-index-watcher", daemon=True)
+        self._watcher.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    # -- querying ---------------------------------------------------------------------------------------
+
+    def ready_index(self) -> SearchIndex:
+        if self.index is None:
+            self.rebuild()
+        assert self.index is not None
+        return self.index
+
+    def search(self, query: str, top_k: int = 5, today: date | None = None) -> SearchOutcome:
+        return self.ready_index().search(query, self.fusion, top_k=top_k, today=today)
+
+    def affected_entries(self, title: str, text: str, unit: str, today: date, limit: int = 10
+                         ) -> list[tuple[str, str, float]]:
+        """Entries a new policy most likely touches: the policy's title and opening searched as a question,
+        the policy's own unit's entries first among near ties."""
+        index = self.ready_index()
+        hits = index.candidates(f"{title} {text[:200]}", today, pool=60)
+        scored = []
+        for h in hits:
+            p = self.fusion.probability(h.features)
+            relevance = 0.5 * p + 0.3 * h.features["ans"] + 0.2 * h.features["cov"]
+            relevance += 0.1 if h.doc.unit == unit else 0.0
+            scored.append((h.doc.entry_id, h.doc.unit, relevance))
+        scored.sort(key=lambda t: t[2], reverse=True)
+        return [t for t in scored[:limit] if t[2] >= 0.15]
+
+    def health(self, today: date) -> dict[str, object]:
+        idx = self.index
+        return {
+            "kb_version": idx.kb_version if idx else None,
+            "entries": sum(1 for d in idx.docs if d.in_effect(today)) if idx else 0,
+            "encoder": getattr(idx.encoder, "name", None) if idx else None,
+            "index_built_in_seconds": round(idx.build_seconds, 3) if idx else None,
+            "fusion": self.fusion.source,
+            "last_error": self.last_error,
+        }
+
+
+def wait_for_version(service: SearchService, version: int, timeout: float = 30.0) -> bool:
+    """For tests and the CLI: block until the index has caught up with `version`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if service.index is not None and service.index.kb_version >= version:
+            return True
+        time.sleep(0.1)
+    return False

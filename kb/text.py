@@ -1,0 +1,132 @@
+"""Chinese text processing shared by indexing and querying.
+
+Both sides must go through exactly the same steps, otherwise BM25 and the dense leg see different tokens.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import unicodedata
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
+from pathlib import Path
+
+import jieba
+from opencc import OpenCC
+
+DATA_DIR = Path(__file__).parent / "data"
+GOV_TERMS_FILE = DATA_DIR / "gov_terms.txt"
+
+jieba.setLogLevel(logging.WARNING)
+
+_cc = OpenCC("t2s")
+_PUNCT = re.compile(r"[\s\u3000-\u303f\uff00-\uff0f\uff1a-\uff20\uff3b-\uff40\uff5b-\uff65!-/:-@\[-`{-~·…—“”‘’、。《》（）【】]+")
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+
+# Function words that say nothing about *which* knowledge point is asked for. Kept short on purpose:
+# words such as 申请/办理/材料 do discriminate between entries and stay in.
+STOPWORDS = frozenset(
+    """的 了 吗 呢 啊 呀 吧 嘛 哦 哈 么 是 在 有 和 与 及 或 也 都 就 还 又 把 被 给 让 对 从 向 到 于 以 为
+    我 你 他 她 它 我们 你们 他们 咱 咱们 自己 这 那 这个 那个 这些 那些 这样 那样 一下 一个 个 请问 请 问
+    问下 问一下 想 想问 想要 要 能 能不能 可以 可不可以 可否 会 应该 需要 该 怎么 怎么样 怎样 如何 咋 咋办 啥 什么
+    哪 哪里 哪儿 哪些 多少 多久 几 是否 有没有 是不是 不 没 没有 吗 您好 你好 谢谢 麻烦 帮 帮忙 帮我 一下子
+    知道 告诉 现在 已经 然后 但是 因为 所以 如果 的话 就是 还是 或者 然后 比较 非常 很 太 最 更 呃 嗯 诶 哎""".split()
+)
+
+
+def normalize(text: str) -> str:
+    """NFKC (full width → half width), traditional → simplified, lower case, punctuation → single space."""
+    text = unicodedata.normalize("NFKC", text or "")
+    text = _cc.convert(text).lower()
+    return _PUNCT.sub(" ", text).strip()
+
+
+def cjk_count(text: str) -> int:
+    return len(_CJK.findall(text))
+
+
+class Synonyms:
+    """Rewrites every synonym to its canonical term, longest match first, so 低宝/低保 → 最低生活保障."""
+
+    def __init__(self, pairs: Mapping[str, str] | Iterable[tuple[str, str]] = ()):
+        items = dict(pairs.items() if isinstance(pairs, Mapping) else pairs)
+        self.mapping = {
+            normalize(t): normalize(c) for t, c in items.items() if normalize(t) and normalize(t) != normalize(c)
+        }
+        if self.mapping:
+            alternatives = sorted(self.mapping, key=len, reverse=True)
+            self._pattern: re.Pattern[str] | None = re.compile("|".join(map(re.escape, alternatives)))
+        else:
+            self._pattern = None
+
+    def apply(self, text: str) -> str:
+        if self._pattern is None:
+            return text
+        canonical = self.mapping
+        # A term inside its own canonical form (公积金 in 住房公积金) must not be rewritten twice.
+        out, pos = [], 0
+        for m in self._pattern.finditer(text):
+            start, end = m.span()
+            if start < pos:
+                continue
+            target = canonical[m.group(0)]
+            window = text[max(0, start - len(target)) : start + len(target)]
+            out.append(text[pos:start])
+            out.append(m.group(0) if target in window else target)
+            pos = end
+        out.append(text[pos:])
+        return "".join(out)
+
+
+def load_synonyms_file(path: Path) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
+        parts = line.strip().split("\t")
+        if i == 0 and parts[:2] == ["term", "canonical"] or len(parts) < 2 or not parts[0]:
+            continue
+        pairs[parts[0].strip()] = parts[1].strip()
+    return pairs
+
+
+_jieba_lock = threading.Lock()
+
+
+@lru_cache(maxsize=4)
+def _jieba_tokenizer(dict_path: str, extra_words: tuple[str, ...]) -> jieba.Tokenizer:
+    tok = jieba.Tokenizer()
+    with _jieba_lock:
+        tok.initialize()
+        if dict_path and Path(dict_path).exists():
+            tok.load_userdict(dict_path)
+        for w in extra_words:
+            tok.add_word(w, freq=2000)
+    return tok
+
+
+class TextProcessor:
+    """Owns the jieba dictionary and the synonym table; turns raw text into search tokens."""
+
+    def __init__(self, synonyms: Mapping[str, str] | None = None, dict_path: Path | None = GOV_TERMS_FILE):
+        self.synonyms = Synonyms(synonyms or {})
+        extra = tuple(sorted({w for pair in self.synonyms.mapping.items() for w in pair if len(w) >= 2}))
+        self._tok = _jieba_tokenizer(str(dict_path or ""), extra)
+
+    def canonical(self, text: str) -> str:
+        """Normalised text with synonyms rewritten; what rapidfuzz compares."""
+        return self.synonyms.apply(normalize(text))
+
+    def words(self, text: str) -> list[str]:
+        """Content words: jieba tokens of the canonical text without stopwords and punctuation."""
+        canon = self.canonical(text)
+        return [w for w in self._tok.lcut(canon, HMM=True) if w.strip() and w not in STOPWORDS]
+
+    def tokens(self, text: str) -> list[str]:
+        """Words plus character bigrams of CJK runs: bigrams survive typos and segmentation mismatches."""
+        words = self.words(text)
+        grams: list[str] = []
+        for w in words:
+            if len(w) >= 2 and _CJK.match(w):
+                grams.extend("#" + w[i : i + 2] for i in range(len(w) - 1))
+        return words + grams
