@@ -1,0 +1,140 @@
+"""Maintenance through HTTP: roles, review flow, diffs, import/export, synonyms, corrections, notices."""
+
+import io
+import json
+
+from openpyxl import load_workbook
+
+from tests.api.conftest import admin, make_token, wait_for
+
+ENTRY = {"question": "老年人助餐服务点在哪里？", "similar_questions": ["社区食堂在哪", "老人吃饭有补贴的地方"],
+         "answer": "可在街道社区事务受理服务中心或“一网通办”查询本街道的社区长者食堂和助餐点。", "policy_basis": "《上海市养老服务条例》",
+         "unit": "区民政局", "category": "民政", "tags": ["养老"]}
+
+
+def test_unit_review_flow_roles_and_diff(client):
+    mz = make_token(client, "unit", "区民政局")
+    rs = make_token(client, "unit", "区人力资源和社会保障局")
+    reviewer = make_token(client, "reviewer")
+    r = client.post("/api/v1/kb/entries", json={"id": "MZX01", **ENTRY}, headers=mz)
+    assert r.status_code == 201 and r.json()["current"]["status"] == "draft"
+    # another unit may not touch it
+    r = client.post("/api/v1/kb/entries/MZX01/versions", json=ENTRY, headers=rs)
+    assert r.status_code == 403 and "区民政局" in r.json()["detail"]
+    # a unit may not publish, nor skip review
+    assert client.post("/api/v1/kb/entries/MZX01/versions/1/publish", headers=mz).status_code in (403, 409)
+    assert client.post("/api/v1/kb/entries/MZX01/versions/1/submit", headers=mz).status_code == 200
+    assert client.post("/api/v1/kb/entries/MZX01/versions/1/submit", headers=mz).status_code == 409
+    assert client.post("/api/v1/kb/entries/MZX01/versions/1/publish", headers=reviewer).status_code == 200
+    changed = dict(ENTRY, answer=ENTRY["answer"] + "具体以最新公布为准。")
+    assert client.post("/api/v1/kb/entries/MZX01/versions", json=changed, headers=mz).status_code == 201
+    d = client.get("/api/v1/kb/entries/MZX01/diff", params={"from": 1, "to": 2}).json()
+    assert [c["field"] for c in d["changes"]] == ["answer"]
+    hist = client.get("/api/v1/kb/entries/MZX01/history").json()
+    assert [h["action"] for h in hist] == ["create_version", "in_review", "published", "create_version"]
+    e = client.get("/api/v1/kb/entries/MZX01").json()
+    assert e["published_version"] == 1 and e["latest_version"] == 2 and e["current"]["version"] == 1
+
+
+def test_errors_are_clear_4xx(client):
+    assert client.get("/api/v1/kb/entries/NOPE").status_code == 404
+    assert client.get("/api/v1/kb/entries/RX001/versions/99").status_code == 404
+    assert client.post("/api/v1/kb/entries", json=ENTRY).status_code == 401
+    assert client.post("/api/v1/kb/entries", json=ENTRY, headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert client.post("/api/v1/kb/entries", json={**ENTRY, "question": ""}, headers=admin()).status_code == 422
+    assert client.post("/api/v1/kb/entries", json={**ENTRY, "effective_from": "2026-13-01"},
+                       headers=admin()).status_code == 422
+    assert client.post("/api/v1/kb/entries/RX001/rollback", json={"version": 1}, headers=admin()).status_code == 409
+    op = make_token(client, "operator")
+    assert client.post("/api/v1/kb/entries", json=ENTRY, headers=op).status_code == 403
+    assert client.post("/api/v1/kb/entries/RX001/retire", json={}, headers=op).status_code == 403
+
+
+def _upload(client, name, content, publish=True, headers=None):
+    return client.post("/api/v1/kb/import", params={"publish": publish}, files={"file": (name, content)},
+                       headers=admin() if headers is None else headers)
+
+
+def test_import_publishes_and_bad_files_store_nothing(client):
+    rows = [{"id": "IMP001", "question": "如何办理居住证签注？", "similar_questions": ["居住证到期续签"],
+             "answer": "居住证每年签注一次，可在社区事务受理服务中心或“一网通办”办理。", "policy_basis": "《居住证暂行条例》",
+             "unit": "区公安分局", "category": "户籍", "tags": []}]
+    good = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode()
+    r = _upload(client, "kb.jsonl", good)
+    assert r.status_code == 200 and r.json()["imported"] == 1 and r.json()["published"] == 1
+    total = client.get("/api/v1/kb/entries", params={"limit": 1}).json()["total"]
+    bad = good + json.dumps({"id": "IMP002", "question": "缺答案"}, ensure_ascii=False).encode() + b"\n"
+    r = _upload(client, "kb.jsonl", bad)
+    assert r.status_code == 422 and "第 2 行" in r.json()["detail"] and "answer" in r.json()["detail"]
+    assert client.get("/api/v1/kb/entries", params={"limit": 1}).json()["total"] == total
+    assert client.get("/api/v1/kb/entries/IMP002").status_code == 404
+    assert _upload(client, "x.xlsx", b"PK\x03\x04broken").status_code == 422
+    assert _upload(client, "kb.jsonl", good, headers=make_token(client, "reviewer")).status_code == 403
+    assert _upload(client, "kb.jsonl", good, headers={}).status_code == 401
+
+
+def test_export_formats(client):
+    r = client.get("/api/v1/kb/export", params={"format": "jsonl"})
+    lines = [json.loads(x) for x in r.text.splitlines()]
+    assert {"id", "question", "similar_questions", "answer", "policy_basis", "unit", "category"} <= set(lines[0])
+    csv_text = client.get("/api/v1/kb/export", params={"format": "csv"}).content.decode("utf-8-sig")
+    assert csv_text.splitlines()[0].startswith("id,question,similar_questions")
+    wb = load_workbook(io.BytesIO(client.get("/api/v1/kb/export", params={"format": "xlsx"}).content))
+    assert wb.active.max_row == len(lines) + 1
+    assert client.get("/api/v1/kb/export", params={"format": "pdf"}).status_code == 422
+
+
+def test_synonyms_are_editable_and_used_by_search(client):
+    q = "咨询一下社区长者饭堂的位置"
+    before = client.get("/api/v1/kb/synonyms").json()
+    r = client.post("/api/v1/kb/synonyms", json={"term": "长者饭堂", "canonical": "助餐服务点"}, headers=admin())
+    assert r.status_code == 201
+    assert len(client.get("/api/v1/kb/synonyms").json()) == len(before) + 1
+    assert client.post("/api/v1/kb/synonyms", json={"term": "长者饭堂", "canonical": "x"},
+                       headers=admin()).status_code == 409
+    assert client.post("/api/v1/kb/synonyms", json={"term": "甲", "canonical": "甲"}, headers=admin()).status_code == 422
+    unit = make_token(client, "unit", "区民政局")
+    assert client.post("/api/v1/kb/synonyms", json={"term": "a", "canonical": "b"}, headers=unit).status_code == 403
+    assert client.delete(f"/api/v1/kb/synonyms/{r.json()['id']}", headers=admin()).status_code == 204
+    assert client.delete("/api/v1/kb/synonyms/999999", headers=admin()).status_code == 404
+    assert client.post("/api/v1/kb/search", json={"query": q}).status_code == 200
+
+
+def test_corrections_from_citizens_and_resolution(client):
+    r = client.post("/api/v1/kb/corrections", json={"entry_id": "RX008", "comment": "这个时限已经过时了", "channel": "wechat"})
+    assert r.status_code == 201
+    gap = r.json()
+    assert gap["kind"] == "correction" and gap["entry_version"] >= 1 and gap["unit"]
+    assert client.post("/api/v1/kb/corrections", json={"entry_id": "NOPE", "comment": "x"}).status_code == 404
+    assert client.post("/api/v1/kb/corrections", json={"entry_id": "RX008", "comment": ""}).status_code == 422
+    listed = client.get("/api/v1/kb/gaps", params={"kind": "correction", "status": "open"}, headers=admin()).json()
+    assert gap["id"] in [g["id"] for g in listed]
+    assert client.get("/api/v1/kb/gaps", params={"kind": "bogus"}, headers=admin()).status_code == 422
+    assert client.get("/api/v1/kb/gaps").status_code == 401
+    # resolving with the very version that was reported is refused
+    r = client.post(f"/api/v1/kb/gaps/{gap['id']}/resolve",
+                    json={"entry_id": "RX008", "version": gap["entry_version"]}, headers=admin())
+    assert r.status_code == 409
+
+
+def test_policy_notice_lists_affected_entries(client):
+    r = client.post("/api/v1/kb/notices", headers=admin(), json={
+        "title": "关于调整12345热线工单先行联系时限的通知", "doc_number": "示例〔2026〕1号", "published_on": "2026-11-20",
+        "text": "承办单位收到工单后先行联系来电市民的时限调整为……", "unit": "区12345热线办"})
+    assert r.status_code == 201
+    body = r.json()
+    assert body["tasks"] and body["tasks"][0]["due_date"] == "2026-11-25"
+    assert "RX008" in [t["entry_id"] for t in body["tasks"][:3]]
+    assert client.post("/api/v1/kb/notices", headers=admin(), json={"title": "x"}).status_code == 422
+
+
+def test_calendar_years_can_be_loaded(client):
+    r = client.post("/api/v1/calendar/years", headers=admin(), json={
+        "year": 2027, "days": [{"date": "2027-01-01", "type": "holiday", "name": "元旦"}]})
+    assert r.status_code == 200 and r.json()["days"] == 1
+    assert "2027" in json.dumps(client.get("/api/v1/calendar/years").json())
+    bad = client.post("/api/v1/calendar/upload", headers=admin(),
+                      files={"file": ("2028.json", b'{"year": 2028, "days": [{"date": "2028-01-01", "type": "off"}]}')})
+    assert bad.status_code == 422 and "type" in bad.json()["detail"]
+    assert client.post("/api/v1/calendar/years", json={"year": 2027, "days": []}).status_code == 401
+    assert wait_for(lambda: True)

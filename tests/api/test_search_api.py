@@ -1,0 +1,88 @@
+"""Search through HTTP: decisions, citations, gaps, robustness, and the index following publishing."""
+
+import pytest
+
+from tests.api.conftest import admin, make_token, wait_for
+
+
+def search(client, query, **kw):
+    return client.post("/api/v1/kb/search", json={"query": query, **kw})
+
+
+def test_health_reports_the_index(client):
+    body = client.get("/health").json()
+    assert body["status"] == "ok"
+    assert body["entries"] >= 20
+    assert body["encoder"].startswith("static-")
+    assert body["kb_version"] >= 1
+
+
+def test_a_chinese_question_gets_a_cited_answer(client):
+    r = search(client, "打了12345以后多久会有人联系我")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["decision"] in ("answer", "clarify")
+    top = body["results"][0]
+    assert top["entry_id"] == "RX008"
+    assert top["version"] >= 1 and top["policy_basis"] and top["answer"]
+    assert 0 <= body["confidence"] <= 1
+
+
+@pytest.mark.parametrize("query", ["", "   ", "\n\t"])
+def test_blank_query_is_a_clear_422(client, query):
+    r = search(client, query)
+    assert r.status_code == 422
+    assert "问题不能为空" in r.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["😀😀😀", "How do I apply for housing fund?", "'; DROP TABLE kb_entries; --", "低保" * 5000,
+     "SELECT * FROM kb_entries WHERE 1=1", "<script>alert(1)</script>", "\u200b\u200b"],
+)
+def test_odd_queries_never_give_a_500(client, query):
+    r = search(client, query)
+    assert r.status_code == 200, r.text
+    assert r.json()["decision"] in ("answer", "clarify", "no_answer")
+
+
+def test_oversized_query_and_bad_top_k_are_422(client):
+    assert search(client, "问" * 10001).status_code == 422
+    assert search(client, "低保", top_k=0).status_code == 422
+    assert client.post("/api/v1/kb/search", content=b"not json",
+                       headers={"Content-Type": "application/json"}).status_code == 422
+
+
+def test_no_answer_from_a_citizen_channel_opens_a_missing_item(client):
+    q = "请问我们小区门口那家火锅店什么时候重新开业"
+    body = search(client, q, channel="wechat").json()
+    assert body["decision"] == "no_answer"
+    assert body["gap_id"] is not None
+    again = search(client, "小区门口那家火锅店啥时候重新开业啊", channel="web").json()
+    assert again["gap_id"] == body["gap_id"]
+    gap = client.get(f"/api/v1/kb/gaps/{body['gap_id']}", headers=admin()).json()
+    assert gap["gap"]["count"] == 2 and gap["gap"]["kind"] == "missing"
+
+
+def test_operator_suggestions_record_no_gap(client):
+    op = make_token(client, "operator")
+    before = len(client.get("/api/v1/kb/gaps", headers=admin()).json())
+    r = client.get("/api/v1/assist/suggest", params={"q": "月球上能办居住证吗在哪办理"}, headers=op)
+    assert r.status_code == 200
+    assert r.json()["gap_id"] is None
+    assert len(client.get("/api/v1/kb/gaps", headers=admin()).json()) == before
+    assert client.get("/api/v1/assist/suggest", params={"q": "低保"}).status_code == 401
+    assert client.get("/api/v1/assist/suggest", params={"q": " "}, headers=op).status_code == 422
+
+
+def test_published_version_is_searchable_within_seconds_and_retired_disappears(client):
+    entry = {"id": "NEW001", "question": "如何预约办理犬只登记证？", "similar_questions": ["养狗要去哪里登记", "狗证怎么办"],
+             "answer": "犬只登记可在“一网通办”预约，携带犬只免疫证明到指定登记点办理。", "policy_basis": "《上海市养犬管理条例》",
+             "unit": "区公安分局", "category": "城管", "tags": ["养犬"]}
+    assert client.post("/api/v1/kb/entries", json=entry, headers=admin()).status_code == 201
+    q = "家里新养了条狗要去哪办狗证"
+    assert all(r["entry_id"] != "NEW001" for r in search(client, q).json()["results"])  # draft: not searchable
+    assert client.post("/api/v1/kb/entries/NEW001/versions/1/publish", headers=admin()).status_code == 200
+    assert wait_for(lambda: search(client, q).json()["results"][0]["entry_id"] == "NEW001")
+    assert client.post("/api/v1/kb/entries/NEW001/retire", json={"note": "测试下线"}, headers=admin()).status_code == 200
+    assert wait_for(lambda: all(r["entry_id"] != "NEW001" for r in search(client, q).json()["results"]))
