@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from kb.encoder import domain_encoder
-from kb.search import FEATURES, FUSION_FILE, Doc, Fusion, SearchIndex
+from kb.search import FEATURES, FUSION_FILE, QUERY_FEATURES, Doc, Fusion, SearchIndex
 from kb.service import training_entries
 from kb.text import DATA_DIR, TextProcessor, load_synonyms_file
 
@@ -167,30 +167,40 @@ def fit_fusion(index: SearchIndex, tune: Sequence[LabelledQuery]) -> Fusion:
     model = LogisticRegression(C=1.0, max_iter=2000, class_weight=None)
     model.fit(np.asarray(x), np.asarray(y))
     fusion = Fusion({f: round(float(w), 4) for f, w in zip(FEATURES, model.coef_[0], strict=True)},
-                    round(float(model.intercept_[0]), 4), 0.5, 0.2, 0.0, source="fitted on the tuning half")
+                    round(float(model.intercept_[0]), 4), 0.5, 0.0, 0.0, source="fitted on the tuning half")
 
-    # Thresholds: clarify_threshold is the no-answer line (≤ 3 % of answerable tuning queries refused);
-    # answer_threshold / margin are the lowest pair whose "answer" decisions are ≥ 97 % right.
+    # Stage 2, answerability, on query-level features of the best candidate (label: the KB has an answer).
     runs = []
     for q in tune:
-        out = index.search(q.query, fusion, top_k=3)
-        probs = [h.score for h in out.hits]
-        runs.append((q, probs, out.hits[0].doc.entry_id if out.hits else None))
-    ranked = [[("", p) for p in probs] for _, probs, _ in runs]
-    fusion.clarify_threshold = round(threshold_for(ranked, tune), 4)
+        hits = index.candidates(q.query)
+        for h in hits:
+            h.score = fusion.probability(h.features)
+        hits.sort(key=lambda h: h.score, reverse=True)
+        runs.append((q, hits, index.query_features(q.query, hits)))
+    qx = np.asarray([[f[k] for k in QUERY_FEATURES] for _, _, f in runs])
+    qy = np.asarray([1 if q.expected else 0 for q, _, _ in runs])
+    stage2 = LogisticRegression(C=1.0, max_iter=2000, class_weight="balanced").fit(qx, qy)
+    fusion.answerable_weights = {k: round(float(w), 4) for k, w in zip(QUERY_FEATURES, stage2.coef_[0], strict=True)}
+    fusion.answerable_intercept = round(float(stage2.intercept_[0]), 4)
+    fusion.clarify_threshold = 0.0
+    # The no-answer line: at most 3 % of answerable tuning questions refused.
+    answerability = [fusion.answerable(f) for _, _, f in runs]
+    fusion.answerable_threshold = round(threshold_for([[("", a)] for a in answerability], tune), 4)
+
+    # answer vs clarify: the lowest (threshold, margin) whose "answer" decisions are >= 97 % right on tuning.
     best = (1.0, 1.0)
     for margin in (0.0, 0.05, 0.1, 0.15, 0.2, 0.3):
         for t in np.arange(0.3, 0.96, 0.025):
-            chosen = [(q, top) for q, probs, top in runs
-                      if probs and probs[0] >= t and probs[0] - (probs[1] if len(probs) > 1 else 0) >= margin]
+            chosen = [(q, hits[0].doc.entry_id) for (q, hits, _), a in zip(runs, answerability, strict=True)
+                      if hits and a >= fusion.answerable_threshold and hits[0].score >= t
+                      and hits[0].score - (hits[1].score if len(hits) > 1 else 0) >= margin]
             if len(chosen) < 10:
                 continue
             precision = sum(1 for q, top in chosen if q.expected == top) / len(chosen)
-            if precision >= 0.97 and (t, margin) < best:
-                best = (float(t), margin)
+            if precision >= 0.97:
+                best = min(best, (float(t), margin))
                 break
-    fusion.answer_threshold = round(max(best[0], fusion.clarify_threshold), 4)
-    fusion.margin = best[1]
+    fusion.answer_threshold, fusion.margin = round(best[0], 4), best[1]
     return fusion
 
 

@@ -58,6 +58,7 @@ class Hit:
     matched_question: str
     score: float
     features: dict[str, float] = field(default_factory=dict)
+    pos: int = -1  # position of the doc in its index
 
 
 @dataclass
@@ -67,21 +68,29 @@ class SearchOutcome:
     hits: list[Hit]
 
 
+QUERY_FEATURES = ("p1", "p2", "margin", "unc_max", "unc_mass", "oov", "words", "dense1", "unc_noun_max", "unc_nouns",
+                  "fuzz1", "pfuzz1", "cov1", "qcov1", "tset1", "ans1")
+
+
 @dataclass
 class Fusion:
+    """Two calibrated stages, both logistic: P(candidate is the right entry) from the candidate features, and
+    P(the KB answers this question at all) from the query-level features of the best candidate."""
+
     weights: dict[str, float]
     intercept: float
     answer_threshold: float
     clarify_threshold: float
     margin: float
+    answerable_weights: dict[str, float] = field(default_factory=dict)
+    answerable_intercept: float = 0.0
+    answerable_threshold: float = 0.0
     source: str = "default"
 
     @classmethod
     def load(cls, path: Path = FUSION_FILE) -> Fusion:
         if path.exists():
-            d = json.loads(path.read_text(encoding="utf-8"))
-            return cls(d["weights"], d["intercept"], d["answer_threshold"], d["clarify_threshold"], d["margin"],
-                       d.get("source", str(path)))
+            return cls(**json.loads(path.read_text(encoding="utf-8")))
         # Hand-set start used only before the first `hotline kb tune`.
         return cls({"dense": 3.0, "fuzz": 2.0, "pfuzz": 1.0, "tset": 1.0, "cov": 3.0, "qcov": 2.0, "ans": 0.5,
                     "bm25_rel": 1.0, "dense_rel": 2.0, "short": -0.5}, -7.5, 0.6, 0.3, 0.1)
@@ -89,12 +98,21 @@ class Fusion:
     def save(self, path: Path = FUSION_FILE) -> None:
         path.write_text(json.dumps(self.__dict__, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 
-    def probability(self, feats: dict[str, float]) -> float:
-        z = self.intercept + sum(self.weights.get(k, 0.0) * v for k, v in feats.items())
+    @staticmethod
+    def _logistic(weights: dict[str, float], intercept: float, feats: dict[str, float]) -> float:
+        z = intercept + sum(weights.get(k, 0.0) * v for k, v in feats.items())
         return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
 
-    def decide(self, probs: Sequence[float]) -> str:
-        if not probs or probs[0] < self.clarify_threshold:
+    def probability(self, feats: dict[str, float]) -> float:
+        return self._logistic(self.weights, self.intercept, feats)
+
+    def answerable(self, qfeats: dict[str, float]) -> float:
+        if not self.answerable_weights:
+            return 1.0
+        return self._logistic(self.answerable_weights, self.answerable_intercept, qfeats)
+
+    def decide(self, probs: Sequence[float], answerable: float = 1.0) -> str:
+        if not probs or probs[0] < self.clarify_threshold or answerable < self.answerable_threshold:
             return "no_answer"
         second = probs[1] if len(probs) > 1 else 0.0
         if probs[0] >= self.answer_threshold and probs[0] - second >= self.margin:
@@ -124,6 +142,13 @@ class SearchIndex:
         self.q_words = [" ".join(processor.words(q)) for q in self.q_text]
         a_tokens = [processor.tokens(d.answer) for d in self.docs]
         self.a_tokset = [frozenset(t) for t in a_tokens]
+        # All of an entry's text in one canonical string: a query word absent from it is a topic the entry
+        # does not talk about, the strongest sign of a near-miss question the KB cannot answer.
+        self.entry_text = [
+            " ".join(processor.canonical(t) for t in (d.question, *d.similar_questions, d.answer)) for d in self.docs
+        ]
+        self.word_vocab = frozenset(w for d in self.docs for t in (d.question, *d.similar_questions, d.answer)
+                                    for w in processor.words(t))
         self.entry_questions: list[list[int]] = [[] for _ in self.docs]
         for qi, di in enumerate(self.q_doc):
             self.entry_questions[di].append(qi)
@@ -271,7 +296,7 @@ class SearchIndex:
                 "dense_rel": 0.0,
                 "short": 1.0 if cjk_count(canon) < 4 else 0.0,
             }
-            hits.append(Hit(self.docs[d], self.q_text[best_q], 0.0, feats))
+            hits.append(Hit(self.docs[d], self.q_text[best_q], 0.0, feats, d))
         best_dense = max(h.features["dense"] for h in hits)
         for h in hits:
             h.features["dense_rel"] = h.features["dense"] - best_dense
@@ -283,8 +308,35 @@ class SearchIndex:
             h.score = fusion.probability(h.features)
         hits.sort(key=lambda h: h.score, reverse=True)
         probs = [h.score for h in hits]
-        decision = fusion.decide(probs)
+        qfeats = self.query_features(query, hits)
+        decision = fusion.decide(probs, fusion.answerable(qfeats) if hits else 0.0)
         return SearchOutcome(decision, round(probs[0], 4) if probs else 0.0, hits[:top_k])
+
+    def query_features(self, query: str, ranked: Sequence[Hit]) -> dict[str, float]:
+        """Query-level evidence that the best candidate really covers what is asked."""
+        if not ranked:
+            return dict.fromkeys(QUERY_FEATURES, 0.0)
+        top = ranked[0]
+        words = [w for w in self.processor.words(query[:MAX_QUERY_CHARS]) if len(w) >= 2 or cjk_count(w) == 0]
+        text = self.entry_text[top.pos]
+        idf = [(w, self.idf.get(w, self.max_idf)) for w in words]
+        total = sum(i for _, i in idf) or 1.0
+        uncovered = [i for w, i in idf if w not in text]
+        nouns = [self.idf.get(w, self.max_idf) for w in self.processor.topic_nouns(query[:MAX_QUERY_CHARS])
+                 if w not in text]
+        return {
+            "p1": top.score,
+            "p2": ranked[1].score if len(ranked) > 1 else 0.0,
+            "margin": top.score - (ranked[1].score if len(ranked) > 1 else 0.0),
+            "unc_max": max(uncovered, default=0.0) / self.max_idf,
+            "unc_mass": sum(uncovered) / total,
+            "oov": sum(1 for w in words if w not in self.word_vocab) / max(1, len(words)),
+            "words": min(len(words), 12) / 12,
+            "dense1": top.features.get("dense", 0.0),
+            "unc_noun_max": max(nouns, default=0.0) / self.max_idf,
+            "unc_nouns": min(len(nouns), 3) / 3,
+            **{f"{k}1": top.features.get(k, 0.0) for k in ("fuzz", "pfuzz", "cov", "qcov", "tset", "ans")},
+        }
 
     def stats(self) -> dict[str, object]:
         return {
