@@ -86,18 +86,18 @@ class StaticDomainEncoder:
         self.dim = int(meta["dim"])
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        pre = [static_tokens(self.processor, t) for t in texts]
+        return self.encode_static([static_tokens(self.processor, t) for t in texts])
+
+    def encode_static(self, pre: Sequence[str]) -> np.ndarray:
+        """Texts already turned into `Analysis.static_string()`."""
         return np.asarray(
-            self.model.encode(pre, batch_size=512, normalize_embeddings=True, show_progress_bar=False),
+            self.model.encode(list(pre), batch_size=512, normalize_embeddings=True, show_progress_bar=False),
             dtype=np.float32,
         )
 
 
 def static_tokens(processor: TextProcessor, text: str) -> str:
-    """Words and bigrams from the processor plus single characters, so unseen words still land somewhere."""
-    toks = processor.tokens(text)
-    chars = [f"${c}" for c in processor.canonical(text) if not c.isspace()]
-    return " ".join(toks + chars) or "[UNK]"
+    return processor.analyze(text).static_string()
 
 
 def training_fingerprint(entries: Sequence[TrainingEntry], synonyms: dict[str, str]) -> str:

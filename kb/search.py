@@ -136,23 +136,22 @@ class SearchIndex:
                 self.q_doc.append(i)
                 self.q_text.append(q)
         self.q_doc_arr = np.asarray(self.q_doc, dtype=np.int64)
-        self.q_canon = [processor.canonical(q) for q in self.q_text]
-        q_tokens = [processor.tokens(q) for q in self.q_text]
+        q_an = [processor.analyze(q) for q in self.q_text]
+        self.q_canon = [a.canon for a in q_an]
+        q_tokens = [a.tokens for a in q_an]
         self.q_tokset = [frozenset(t) for t in q_tokens]
-        self.q_words = [" ".join(processor.words(q)) for q in self.q_text]
-        a_tokens = [processor.tokens(d.answer) for d in self.docs]
+        self.q_words = [" ".join(a.words) for a in q_an]
+        a_an = [processor.analyze(d.answer) for d in self.docs]
+        a_tokens = [a.tokens for a in a_an]
         self.a_tokset = [frozenset(t) for t in a_tokens]
         # All of an entry's text in one canonical string: a query word absent from it is a topic the entry
         # does not talk about, the strongest sign of a near-miss question the KB cannot answer.
-        self.entry_text = [
-            " ".join(processor.canonical(t) for t in (d.question, *d.similar_questions, d.answer)) for d in self.docs
-        ]
-        self.word_vocab = frozenset(w for d in self.docs for t in (d.question, *d.similar_questions, d.answer)
-                                    for w in processor.words(t))
         self.entry_questions: list[list[int]] = [[] for _ in self.docs]
         for qi, di in enumerate(self.q_doc):
             self.entry_questions[di].append(qi)
-
+        self.entry_text = [" ".join([*(self.q_canon[qi] for qi in self.entry_questions[i]), a_an[i].canon])
+                           for i in range(len(self.docs))]
+        self.word_vocab = frozenset(w for a in (*q_an, *a_an) for w in a.words)
         df: dict[str, int] = {}
         for toks in self.q_tokset:
             for t in toks:
@@ -167,7 +166,10 @@ class SearchIndex:
         self.vectors: np.ndarray | None = None
         self.faiss: faiss.Index | None = None
         if encoder is not None and self.q_text:
-            vecs = encoder.encode(self.q_text)
+            if hasattr(encoder, "encode_static"):
+                vecs = encoder.encode_static([a.static_string() for a in q_an])  # no second jieba pass
+            else:
+                vecs = encoder.encode(self.q_text)
             self.vectors = vecs.astype(np.float16)  # for exact re-scoring of candidates; half the memory
             self.faiss = self._faiss(vecs)
         self.build_seconds = time.perf_counter() - started
@@ -322,8 +324,6 @@ class SearchIndex:
         idf = [(w, self.idf.get(w, self.max_idf)) for w in words]
         total = sum(i for _, i in idf) or 1.0
         uncovered = [i for w, i in idf if w not in text]
-        nouns = [self.idf.get(w, self.max_idf) for w in self.processor.topic_nouns(query[:MAX_QUERY_CHARS])
-                 if w not in text]
         return {
             "p1": top.score,
             "p2": ranked[1].score if len(ranked) > 1 else 0.0,
@@ -333,8 +333,6 @@ class SearchIndex:
             "oov": sum(1 for w in words if w not in self.word_vocab) / max(1, len(words)),
             "words": min(len(words), 12) / 12,
             "dense1": top.features.get("dense", 0.0),
-            "unc_noun_max": max(nouns, default=0.0) / self.max_idf,
-            "unc_nouns": min(len(nouns), 3) / 3,
             **{f"{k}1": top.features.get(k, 0.0) for k in ("fuzz", "pfuzz", "cov", "qcov", "tset", "ans")},
         }
 

@@ -10,11 +10,11 @@ import re
 import threading
 import unicodedata
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import jieba
-import jieba.posseg
 from opencc import OpenCC
 
 DATA_DIR = Path(__file__).parent / "data"
@@ -35,14 +35,6 @@ STOPWORDS = frozenset(
     哪 哪里 哪儿 哪些 多少 多久 几 是否 有没有 是不是 不 没 没有 吗 您好 你好 谢谢 麻烦 帮 帮忙 帮我 一下子
     知道 告诉 现在 已经 然后 但是 因为 所以 如果 的话 就是 还是 或者 然后 比较 非常 很 太 最 更 呃 嗯 诶 哎""".split()
 )
-
-
-# Nouns that set the scene of a citizen's story rather than name what is asked about.
-CONTEXT_NOUNS = frozenset(
-    """孩子 小孩 娃 宝宝 女儿 儿子 老婆 老公 妻子 丈夫 爱人 妈妈 爸爸 我妈 我爸 父母 老人 外婆 奶奶 爷爷 外公 家里 家人
-    一家人 朋友 女朋友 男朋友 邻居 同事 公司 单位 老板 事情 问题 情况 时候 地方 东西 办法 意思 感觉 样子 人家""".split()
-)
-_TOPIC_POS = ("n", "nz", "vn", "eng", "nw", "an")
 
 
 def normalize(text: str) -> str:
@@ -99,6 +91,17 @@ def load_synonyms_file(path: Path) -> dict[str, str]:
     return pairs
 
 
+@dataclass(frozen=True)
+class Analysis:
+    canon: str
+    words: list[str]
+    tokens: list[str]
+
+    def static_string(self) -> str:
+        """Input of the domain StaticEmbedding: tokens plus single characters, so unseen words still land."""
+        return " ".join(self.tokens + [f"${c}" for c in self.canon if not c.isspace()]) or "[UNK]"
+
+
 _jieba_lock = threading.Lock()
 
 
@@ -121,7 +124,6 @@ class TextProcessor:
         self.synonyms = Synonyms(synonyms or {})
         extra = tuple(sorted({w for pair in self.synonyms.mapping.items() for w in pair if len(w) >= 2}))
         self._tok = _jieba_tokenizer(str(dict_path or ""), extra)
-        self._pos = jieba.posseg.POSTokenizer(self._tok)
 
     def canonical(self, text: str) -> str:
         """Normalised text with synonyms rewritten; what rapidfuzz compares."""
@@ -129,20 +131,18 @@ class TextProcessor:
 
     def words(self, text: str) -> list[str]:
         """Content words: jieba tokens of the canonical text without stopwords and punctuation."""
-        canon = self.canonical(text)
-        return [w for w in self._tok.lcut(canon, HMM=True) if w.strip() and w not in STOPWORDS]
-
-    def topic_nouns(self, text: str) -> list[str]:
-        """Nouns that name what is asked about: places, people, times and scene-setting words left out."""
-        canon = self.canonical(text)
-        return [w for w, flag in self._pos.lcut(canon)
-                if len(w) >= 2 and flag in _TOPIC_POS and w not in STOPWORDS and w not in CONTEXT_NOUNS]
+        return self.analyze(text).words
 
     def tokens(self, text: str) -> list[str]:
         """Words plus character bigrams of CJK runs: bigrams survive typos and segmentation mismatches."""
-        words = self.words(text)
+        return self.analyze(text).tokens
+
+    def analyze(self, text: str) -> Analysis:
+        """Everything the index needs from one text, with a single jieba pass."""
+        canon = self.canonical(text)
+        words = [w for w in self._tok.lcut(canon, HMM=True) if w.strip() and w not in STOPWORDS]
         grams: list[str] = []
         for w in words:
             if len(w) >= 2 and _CJK.match(w):
                 grams.extend("#" + w[i : i + 2] for i in range(len(w) - 1))
-        return words + grams
+        return Analysis(canon, words, words + grams)

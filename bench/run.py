@@ -1,0 +1,208 @@
+"""`make bench`: search quality on the held-out development queries, then speed through HTTP at 1k/10k/100k.
+
+Prints one JSON object per line. Nothing here asserts: the quality floor is asserted by
+tests/unit/test_search_quality.py; these are the figures to read and compare.
+
+    python -m bench.run                      # everything
+    python -m bench.run --quality            # quality only
+    python -m bench.run --sizes 1000 10000   # chosen scale points
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def emit(**fields: object) -> None:
+    print(json.dumps(fields, ensure_ascii=False), flush=True)
+
+
+# -- quality ----------------------------------------------------------------------------------------------
+
+def quality(work: Path) -> None:
+    from kb.evaluation import demo_index, evaluate_hybrid, evaluate_leg, load_queries, split
+    from kb.search import Fusion
+
+    started = time.perf_counter()
+    index = demo_index(work / "encoder")
+    fusion = Fusion.load()
+    tune, held = split(load_queries())
+    emit(bench="quality.setup", entries=len(index.docs), questions=len(index.q_text), tune_queries=len(tune),
+         heldout_queries=len(held), encoder=index.encoder.name if index.encoder else None,
+         seconds=round(time.perf_counter() - started, 2))
+    hybrid = evaluate_hybrid(index, fusion, held)
+    emit(bench="quality.heldout", leg="hybrid", **hybrid)
+    for leg in ("bm25", "rapidfuzz", "dense"):
+        emit(bench="quality.heldout", leg=leg, **evaluate_leg(index, leg, tune, held))
+    emit(bench="quality.tune", leg="hybrid", **evaluate_hybrid(index, fusion, tune))
+
+
+# -- scale ------------------------------------------------------------------------------------------------
+
+DISTRICTS = ["宝山", "松江", "浦东", "徐汇", "静安", "闵行", "嘉定", "青浦", "奉贤", "金山", "崇明", "杨浦", "虹口",
+             "普陀", "长宁", "黄浦"]
+STREETS = ["友谊路", "吴淞", "张庙", "大场", "杨行", "月浦", "罗店", "顾村", "高境", "庙行", "淞南", "罗泾", "方松",
+           "中山", "岳阳", "永丰", "九里亭", "泗泾", "洞泾", "新桥", "车墩", "叶榭", "小昆山", "石湖荡", "泖港"]
+AUDIENCES = ["老年人", "残疾人", "退役军人", "新就业形态劳动者", "灵活就业人员", "高校毕业生", "外来务工人员", "低收入家庭",
+             "独生子女家庭", "困境儿童", "个体工商户", "小微企业", "来沪人员", "失业人员", "农村居民", "企业职工"]
+
+
+def synthetic_rows(n: int, seed: int = 7) -> list[dict[str, object]]:
+    """n entries derived from the demo KB: every one differs by place, audience and a content word, so the
+    postings and vectors grow like a real city-wide KB rather than repeating 200 texts."""
+    from kb.evaluation import demo_docs
+    from kb.text import TextProcessor
+
+    rng = random.Random(seed)
+    docs = demo_docs()
+    tp = TextProcessor()
+    vocab = sorted({w for d in docs for w in tp.words(d.answer) if len(w) >= 2})
+    rows = []
+    for i in range(n):
+        d = docs[i % len(docs)]
+        place = f"{rng.choice(DISTRICTS)}区{rng.choice(STREETS)}街道"
+        who = rng.choice(AUDIENCES)
+        extra = rng.sample(vocab, 2)
+        q = f"{place}{who}{d.question.rstrip('？?')}（{extra[0]}）？"
+        sims = [f"{who}{s}{extra[1]}" for s in d.similar_questions[:3]] + [f"{place}{d.similar_questions[-1]}"]
+        rows.append({"id": f"S{i:06d}", "question": q, "similar_questions": sims,
+                     "answer": f"{place}：{d.answer}涉及{'、'.join(extra)}的，请咨询属地{d.unit}。",
+                     "policy_basis": d.policy_basis, "unit": d.unit, "category": d.category, "tags": [who]})
+    return rows
+
+
+def load_rows(url: str, rows: list[dict[str, object]]) -> float:
+    """Bulk insert of published entries (the import API's per-row checks are not what is measured here)."""
+    from sqlalchemy import insert
+
+    from api.migrate import upgrade
+    from kb.db import make_engine
+    from kb.models import Entry, EntryVersion, KbState
+    from kb.workdays import TZ
+
+    upgrade(url)
+    engine = make_engine(url)
+    now = datetime.now(TZ)
+    started = time.perf_counter()
+    with engine.begin() as c:
+        for i in range(0, len(rows), 5000):
+            chunk = rows[i : i + 5000]
+            c.execute(insert(Entry), [{"id": r["id"], "unit": r["unit"], "created_at": now, "latest_version": 1,
+                                       "published_version": 1} for r in chunk])
+            c.execute(insert(EntryVersion), [
+                {"entry_id": r["id"], "version": 1, "status": "published", "question": r["question"],
+                 "similar_questions": r["similar_questions"], "answer": r["answer"], "policy_basis": r["policy_basis"],
+                 "unit": r["unit"], "category": r["category"], "tags": r["tags"], "author": "bench",
+                 "created_at": now, "note": "", "published_at": now, "published_by": "bench"} for r in chunk])
+        c.execute(insert(KbState), [{"id": 1, "version": 1, "updated_at": now}])
+    engine.dispose()
+    return time.perf_counter() - started
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def scale(n: int, work: Path, queries: list[str], rounds: int) -> None:
+    data_dir = work / f"kb{n}"
+    shutil.rmtree(data_dir, ignore_errors=True)
+    data_dir.mkdir(parents=True)
+    url = f"sqlite:///{data_dir / 'hotline.db'}"
+    rows = synthetic_rows(n)
+    insert_s = load_rows(url, rows)
+    port = free_port()
+    env = dict(os.environ, HOTLINE_DATA_DIR=str(data_dir), DATABASE_URL=url, HOTLINE_LOAD_DEMO_KB="0",
+               KB_ENCODER="static", HOTLINE_ADMIN_TOKEN="bench-admin-token", HF_HUB_OFFLINE="1")
+    log = open(data_dir / "server.log", "w")  # noqa: SIM115
+    started = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(port)], env=env, stdout=log,
+                            stderr=subprocess.STDOUT, cwd=ROOT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(base_url=base, timeout=30) as client:
+            health = None
+            while time.perf_counter() - started < 1800:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"server exited: see {data_dir / 'server.log'}")
+                try:
+                    health = client.get("/health").json()
+                    if health.get("status") == "ok":
+                        break
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.5)
+            ready_s = time.perf_counter() - started
+            marker = next((data_dir / "encoder").glob("static-*/hotline_encoder.json"), None)
+            train_s = json.loads(marker.read_text())["seconds"] if marker else None
+            for q in queries[:20]:
+                client.post("/api/v1/kb/search", json={"query": q, "channel": "api"})
+            lat = []
+            for _ in range(rounds):
+                for q in queries:
+                    t0 = time.perf_counter()
+                    r = client.post("/api/v1/kb/search", json={"query": q, "top_k": 5, "channel": "api"})
+                    lat.append((time.perf_counter() - t0) * 1000)
+                    r.raise_for_status()
+            ms = np.asarray(lat)
+            emit(bench="scale", entries=n, questions=n * 5, insert_s=round(insert_s, 1),
+                 encoder_train_s=train_s, index_build_s=health.get("index_built_in_seconds") if health else None,
+                 start_to_ready_s=round(ready_s, 1), searches=len(lat),
+                 p50_ms=round(float(np.percentile(ms, 50)), 2), p95_ms=round(float(np.percentile(ms, 95)), 2),
+                 p99_ms=round(float(np.percentile(ms, 99)), 2), api_peak_rss_mb=round(peak_rss_mb(proc.pid), 1))
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quality", action="store_true", help="only the quality figures")
+    ap.add_argument("--sizes", type=int, nargs="*", default=[1000, 10000, 100000])
+    ap.add_argument("--rounds", type=int, default=1, help="passes over the query set per size")
+    ap.add_argument("--work", type=Path, default=None, help="scratch directory (default: a temp dir)")
+    args = ap.parse_args()
+    work = args.work or Path(tempfile.mkdtemp(prefix="hotline-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    quality(work)
+    if args.quality:
+        return
+    from kb.evaluation import load_queries
+
+    queries = [q.query for q in load_queries()]
+    for n in args.sizes:
+        scale(n, work, queries, args.rounds)
+
+
+if __name__ == "__main__":
+    main()
