@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import random
+import re
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -105,7 +106,7 @@ def training_fingerprint(entries: Sequence[TrainingEntry], synonyms: dict[str, s
     for e in entries:
         h.update(json.dumps([e.question, e.similar_questions], ensure_ascii=False).encode())
     h.update(json.dumps(sorted(synonyms.items()), ensure_ascii=False).encode())
-    h.update(f"dim={STATIC_DIM};v=2".encode())
+    h.update(f"dim={STATIC_DIM};v=3".encode())
     return h.hexdigest()
 
 
@@ -162,7 +163,10 @@ def train_static_encoder(
         for i in range(1, len(pre)):
             pairs.append((pre[i], pre[0]))
             pairs.append((pre[i], pre[rng.randrange(len(pre))]))
-        pairs.append((pre[0], static_tokens(processor, e.answer[:120])))
+        # Each answer sentence pulls its entry's questions towards the words the answer uses (渣土, 犬只…).
+        for sentence in re.split(r"[。；！？\n]", e.answer)[:4]:
+            if len(sentence) >= 8:
+                pairs.append((static_tokens(processor, sentence), pre[rng.randrange(len(pre))]))
     rng.shuffle(pairs)
     pairs = pairs[:MAX_TRAIN_PAIRS]
 

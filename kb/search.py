@@ -68,7 +68,7 @@ class SearchOutcome:
     hits: list[Hit]
 
 
-QUERY_FEATURES = ("p1", "p2", "margin", "unc_max", "unc_mass", "oov", "words", "dense1", "unc_noun_max", "unc_nouns",
+QUERY_FEATURES = ("p1", "p2", "margin", "unc_max", "unc_mass", "oov", "words", "dense1",
                   "fuzz1", "pfuzz1", "cov1", "qcov1", "tset1", "ans1")
 
 
