@@ -45,7 +45,7 @@ def quality(work: Path) -> None:
     index = demo_index(work / "encoder")
     fusion = Fusion.load()
     tune, held = split(load_queries())
-    emit(bench="quality.setup", entries=len(index.docs), questions=len(index.q_text), tune_queries=len(tune),
+    emit(bench="quality.setup", entries=len(index.docs), questions=len(index.q_doc), tune_queries=len(tune),
          heldout_queries=len(held), encoder=index.encoder.name if index.encoder else None,
          seconds=round(time.perf_counter() - started, 2))
     hybrid = evaluate_hybrid(index, fusion, held)

@@ -23,13 +23,14 @@ from typing import Protocol
 
 import numpy as np
 
-from kb.text import TextProcessor
+from kb.text import TextProcessor, analyze_many
 
 logger = logging.getLogger(__name__)
 
 STATIC_DIM = 128
 STATIC_PREFIX = "static-"
-MAX_TRAIN_PAIRS = 40_000  # enough to shape the space; keeps a 100k-entry KB's retrain within seconds
+MAX_TRAIN_PAIRS = 40_000  # enough to shape the space; keeps a 100k-entry KB's retrain short
+MAX_TRAIN_ENTRIES = 6_000
 MARKER = "hotline_encoder.json"
 
 
@@ -129,10 +130,15 @@ def train_static_encoder(
     rng = random.Random(seed)
     torch.manual_seed(seed)
 
-    docs = [
-        " ".join(static_tokens(processor, t) for t in [e.question, *e.similar_questions, e.answer[:200]])
-        for e in entries
-    ]
+    if len(entries) > MAX_TRAIN_ENTRIES:  # a sample shapes the space as well; keeps a 100k KB's retrain short
+        entries = rng.sample(list(entries), MAX_TRAIN_ENTRIES)
+    # Each answer sentence pulls its entry's questions towards the words the answer uses (渣土, 犬只…).
+    sentences = [[t for t in re.split(r"[。；！？\n]", e.answer)[:4] if len(t) >= 8] for e in entries]
+    texts = list(dict.fromkeys(t for e, sent in zip(entries, sentences, strict=True)
+                               for t in (e.question, *e.similar_questions, *sent)))
+    static = dict(zip(texts, (a.static_string() for a in analyze_many(processor, texts)), strict=True))
+    docs = [" ".join(static[t] for t in (e.question, *e.similar_questions, *sent))
+            for e, sent in zip(entries, sentences, strict=True)]
     counts = Counter(tok for d in docs for tok in d.split())
     vocab = {"[UNK]": 0, "[PAD]": 1}
     for tok, _ in counts.most_common():
@@ -157,16 +163,13 @@ def train_static_encoder(
     model = SentenceTransformer(modules=[module], device="cpu")
 
     pairs: list[tuple[str, str]] = []
-    for e in entries:
-        texts = [e.question, *e.similar_questions]
-        pre = [static_tokens(processor, t) for t in texts]
+    for e, sent in zip(entries, sentences, strict=True):
+        pre = [static[t] for t in (e.question, *e.similar_questions)]
         for i in range(1, len(pre)):
             pairs.append((pre[i], pre[0]))
             pairs.append((pre[i], pre[rng.randrange(len(pre))]))
-        # Each answer sentence pulls its entry's questions towards the words the answer uses (渣土, 犬只…).
-        for sentence in re.split(r"[。；！？\n]", e.answer)[:4]:
-            if len(sentence) >= 8:
-                pairs.append((static_tokens(processor, sentence), pre[rng.randrange(len(pre))]))
+        for t in sent:
+            pairs.append((static[t], pre[rng.randrange(len(pre))]))
     rng.shuffle(pairs)
     pairs = pairs[:MAX_TRAIN_PAIRS]
 
@@ -222,13 +225,27 @@ def try_pretrained(spec: str | None) -> Encoder | None:
         return None
 
 
+def _train_in_child(entries: list[TrainingEntry], synonyms: dict[str, str], out_dir: Path, fingerprint: str) -> str:
+    return str(train_static_encoder(entries, TextProcessor(synonyms), out_dir, fingerprint))
+
+
 def domain_encoder(
-    entries: Sequence[TrainingEntry], synonyms: dict[str, str], processor: TextProcessor, encoder_dir: Path
+    entries: Sequence[TrainingEntry], synonyms: dict[str, str], processor: TextProcessor, encoder_dir: Path,
+    isolate: bool = False,
 ) -> StaticDomainEncoder:
-    """Loads the domain encoder trained on exactly this KB, training it first if there is none yet."""
+    """Loads the domain encoder trained on exactly this KB, training it first if there is none yet.
+
+    `isolate` trains in a fresh process, so the serving process never holds the training's peak memory."""
     encoder_dir.mkdir(parents=True, exist_ok=True)
     fp = training_fingerprint(entries, synonyms)
     model_dir = encoder_dir / f"{STATIC_PREFIX}{fp[:16]}"
     if not (model_dir / MARKER).exists():
-        train_static_encoder(entries, processor, encoder_dir, fp)
+        if isolate:
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor
+
+            with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as pool:
+                pool.submit(_train_in_child, list(entries), synonyms, encoder_dir, fp).result()
+        else:
+            train_static_encoder(entries, processor, encoder_dir, fp)
     return StaticDomainEncoder(model_dir, processor)

@@ -23,7 +23,7 @@ import numpy as np
 from rapidfuzz import fuzz, process
 
 from kb.encoder import Encoder
-from kb.text import TextProcessor, cjk_count
+from kb.text import TextProcessor, analyze_many, char_grams, cjk_count
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +121,11 @@ class Fusion:
 
 
 class SearchIndex:
-    """Immutable once built; a rebuild makes a new one and the service swaps the reference."""
+    """Immutable once built; a rebuild makes a new one and the service swaps the reference.
+
+    Token sets are kept as CSR arrays of token ids, not Python sets: at 100k entries (500k questions) that is
+    tens of megabytes instead of gigabytes.
+    """
 
     def __init__(self, docs: Sequence[Doc], processor: TextProcessor, encoder: Encoder | None, kb_version: int = 0):
         started = time.perf_counter()
@@ -129,57 +133,85 @@ class SearchIndex:
         self.processor = processor
         self.encoder = encoder
         self.kb_version = kb_version
-        self.q_doc: list[int] = []
-        self.q_text: list[str] = []
+        q_doc: list[int] = []
+        q_local: list[int] = []
+        q_text: list[str] = []
         for i, d in enumerate(self.docs):
-            for q in (d.question, *d.similar_questions):
-                self.q_doc.append(i)
-                self.q_text.append(q)
-        self.q_doc_arr = np.asarray(self.q_doc, dtype=np.int64)
-        q_an = [processor.analyze(q) for q in self.q_text]
+            for j, q in enumerate((d.question, *d.similar_questions)):
+                q_doc.append(i)
+                q_local.append(j)
+                q_text.append(q)
+        self.q_doc = np.asarray(q_doc, dtype=np.int32)
+        self.q_local = np.asarray(q_local, dtype=np.int16)
+        self.entry_questions: list[range] = []
+        start = 0
+        for d in self.docs:
+            n = 1 + len(d.similar_questions)
+            self.entry_questions.append(range(start, start + n))
+            start += n
+
+        q_an = analyze_many(processor, q_text)
         self.q_canon = [a.canon for a in q_an]
-        q_tokens = [a.tokens for a in q_an]
-        self.q_tokset = [frozenset(t) for t in q_tokens]
         self.q_words = [" ".join(a.words) for a in q_an]
-        a_an = [processor.analyze(d.answer) for d in self.docs]
-        a_tokens = [a.tokens for a in a_an]
-        self.a_tokset = [frozenset(t) for t in a_tokens]
-        # All of an entry's text in one canonical string: a query word absent from it is a topic the entry
-        # does not talk about, the strongest sign of a near-miss question the KB cannot answer.
-        self.entry_questions: list[list[int]] = [[] for _ in self.docs]
-        for qi, di in enumerate(self.q_doc):
-            self.entry_questions[di].append(qi)
-        self.entry_text = [" ".join([*(self.q_canon[qi] for qi in self.entry_questions[i]), a_an[i].canon])
-                           for i in range(len(self.docs))]
-        self.word_vocab = frozenset(w for a in (*q_an, *a_an) for w in a.words)
-        df: dict[str, int] = {}
-        for toks in self.q_tokset:
-            for t in toks:
-                df[t] = df.get(t, 0) + 1
-        n = max(1, len(self.q_tokset))
-        self.idf = {t: math.log(1 + (n - c + 0.5) / (c + 0.5)) for t, c in df.items()}
+        self.word_vocab = frozenset(w for a in q_an for w in a.words)
+        self.vocab: dict[str, int] = {}
+        q_ids = [self._ids(a.tokens, self.vocab, grow=True) for a in q_an]
+        self.q_ptr, self.q_tok = self._csr(q_ids)
+        df = np.bincount(self.q_tok, minlength=len(self.vocab)) if len(self.q_tok) else np.zeros(len(self.vocab))
+        n = max(1, len(q_ids))
+        self.idf = np.log(1 + (n - df + 0.5) / (df + 0.5)).astype(np.float32)
         self.max_idf = math.log(1 + (n + 0.5) / 0.5)
+        self.bm25_q = self._bm25(q_ids, self.vocab)
 
-        self.bm25_q = self._bm25(q_tokens)
-        self.bm25_a = self._bm25(a_tokens)
+        self.a_vocab: dict[str, int] = {}
+        a_ids = [self._ids(char_grams(processor.canonical(d.answer)), self.a_vocab, grow=True) for d in self.docs]
+        self.a_ptr, self.a_tok = self._csr(a_ids)
+        self.bm25_a = self._bm25(a_ids, self.a_vocab)
 
-        self.vectors: np.ndarray | None = None
         self.faiss: faiss.Index | None = None
-        if encoder is not None and self.q_text:
+        if encoder is not None and q_text:
             if hasattr(encoder, "encode_static"):
                 vecs = encoder.encode_static([a.static_string() for a in q_an])  # no second jieba pass
             else:
-                vecs = encoder.encode(self.q_text)
-            self.vectors = vecs.astype(np.float16)  # for exact re-scoring of candidates; half the memory
+                vecs = encoder.encode(q_text)
             self.faiss = self._faiss(vecs)
+        del q_an, q_ids, a_ids
         self.build_seconds = time.perf_counter() - started
 
+    @property
+    def q_text(self) -> list[str]:
+        return [self.question_text(i) for i in range(len(self.q_doc))]
+
+    def question_text(self, qi: int) -> str:
+        d = self.docs[int(self.q_doc[qi])]
+        j = int(self.q_local[qi])
+        return d.question if j == 0 else d.similar_questions[j - 1]
+
     @staticmethod
-    def _bm25(tokens: list[list[str]]) -> bm25s.BM25 | None:
-        if not tokens:
+    def _ids(tokens: list[str], vocab: dict[str, int], grow: bool = False) -> list[int]:
+        out = []
+        for t in dict.fromkeys(tokens):
+            i = vocab.get(t)
+            if i is None and grow:
+                i = vocab[t] = len(vocab)
+            if i is not None:
+                out.append(i)
+        return out
+
+    @staticmethod
+    def _csr(rows: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+        ptr = np.zeros(len(rows) + 1, dtype=np.int64)
+        ptr[1:] = np.cumsum([len(r) for r in rows])
+        flat = np.fromiter((i for r in rows for i in r), dtype=np.int32, count=int(ptr[-1]))
+        return ptr, flat
+
+    @staticmethod
+    def _bm25(ids: list[list[int]], vocab: dict[str, int]) -> bm25s.BM25 | None:
+        if not ids:
             return None
+        empty = vocab.setdefault("∅", len(vocab))
         model = bm25s.BM25(k1=1.2, b=0.75)
-        model.index([t or ["∅"] for t in tokens], show_progress=False)
+        model.index(([r or [empty] for r in ids], vocab), show_progress=False)
         return model
 
     @staticmethod
@@ -188,27 +220,31 @@ class SearchIndex:
         if len(vecs) <= FLAT_LIMIT:
             index = faiss.IndexFlatIP(dim)
         else:
+            # 8-bit scalar quantisation: a quarter of the memory; recall against exact search is in the bench
             nlist = int(4 * math.sqrt(len(vecs)))
-            index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+            index = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(dim), dim, nlist, faiss.ScalarQuantizer.QT_8bit,
+                                                  faiss.METRIC_INNER_PRODUCT)
             rng = np.random.default_rng(0)
             index.train(vecs[rng.choice(len(vecs), size=min(len(vecs), nlist * 40), replace=False)])
             index.nprobe = 16
         index.add(vecs)
+        if isinstance(index, faiss.IndexIVF):
+            index.make_direct_map()
         return index
+
+    def question_vectors(self, qis: Sequence[int]) -> np.ndarray:
+        assert self.faiss is not None
+        return self.faiss.reconstruct_batch(np.asarray(qis, dtype=np.int64))
 
     # -- legs ---------------------------------------------------------------------------------------------
 
-    def _bm25_scores(self, model: bm25s.BM25 | None, tokens: list[str]) -> np.ndarray | None:
-        if model is None:
+    def _bm25_scores(self, model: bm25s.BM25 | None, ids: list[int]) -> np.ndarray | None:
+        if model is None or not ids:
             return None
-        vocab = model.vocab_dict
-        known = [t for t in tokens if t in vocab]
-        if not known:
-            return None
-        return model.get_scores(known)
+        return model.get_scores(ids)
 
     def bm25_ranking(self, tokens: list[str], k: int) -> list[tuple[int, float]]:
-        scores = self._bm25_scores(self.bm25_q, tokens)
+        scores = self._bm25_scores(self.bm25_q, self._ids(tokens, self.vocab))
         if scores is None:
             return []
         k = min(k, len(scores))
@@ -233,25 +269,30 @@ class SearchIndex:
 
     # -- hybrid -------------------------------------------------------------------------------------------
 
-    def _coverage(self, tokens: list[str], target: frozenset[str]) -> float:
-        total = sum(self.idf.get(t, self.max_idf) for t in tokens)
-        if total <= 0:
-            return 0.0
-        return sum(self.idf.get(t, self.max_idf) for t in tokens if t in target) / total
+    def _weight(self, tid: int) -> float:
+        return float(self.idf[tid]) if tid >= 0 else self.max_idf
+
+    def _coverage(self, weights: dict[int, float], row: set[int]) -> float:
+        """Share of the idf mass of `weights` (token id → idf; -1 ids are unknown tokens) found in `row`."""
+        total = sum(weights.values())
+        return sum(w for t, w in weights.items() if t in row) / total if total > 0 else 0.0
+
+    def _row(self, ptr: np.ndarray, tok: np.ndarray, i: int) -> set[int]:
+        return set(tok[ptr[i] : ptr[i + 1]].tolist())
 
     def candidates(self, query: str, today: date | None = None, pool: int = 40) -> list[Hit]:
-        """Every plausible entry with its features, best first by the fused score of a default Fusion."""
+        """Every plausible entry with its features (unsorted; the fusion scores them)."""
         query = query[:MAX_QUERY_CHARS]
-        canon = self.processor.canonical(query)
-        tokens = self.processor.tokens(query)
-        words = self.processor.words(query)
+        an = self.processor.analyze(query)
+        canon, tokens, words = an.canon, an.tokens, an.words
         if not canon or not self.docs:
             return []
         bm = self.bm25_ranking(tokens, pool)
         qvec = self.dense_query(query)
         dn = self.dense_ranking(qvec, pool)
-        cand: set[int] = {self.q_doc[q] for q, _ in bm} | {self.q_doc[q] for q, _ in dn}
-        a_scores = self._bm25_scores(self.bm25_a, tokens)
+        cand: set[int] = {int(self.q_doc[q]) for q, _ in bm} | {int(self.q_doc[q]) for q, _ in dn}
+        a_query = self._ids(char_grams(canon), self.a_vocab)
+        a_scores = self._bm25_scores(self.bm25_a, a_query)
         if a_scores is not None:
             k = min(10, len(a_scores))
             cand |= {int(i) for i in np.argpartition(-a_scores, k - 1)[:k] if a_scores[i] > 0}
@@ -262,17 +303,26 @@ class SearchIndex:
 
         bm_best: dict[int, float] = {}
         for q, s in bm:
-            d = self.q_doc[q]
+            d = int(self.q_doc[q])
             bm_best[d] = max(bm_best.get(d, 0.0), s)
         bm_top = max(bm_best.values(), default=0.0) or 1.0
+        unknown = -1
+        q_weights: dict[int, float] = {}
+        for t in dict.fromkeys(tokens):
+            tid = self.vocab.get(t, unknown)
+            key = tid if tid >= 0 else unknown - len(q_weights)  # every unknown token counts on its own
+            q_weights[key] = self._weight(tid)
+        q_set = set(q_weights)
+        a_weights = {t: 1.0 for t in a_query}
+        n_a = max(1, len(dict.fromkeys(char_grams(canon))))
         word_str = " ".join(words)
         q_len = len(canon.replace(" ", ""))
         hits: list[Hit] = []
         for d in cand:
             qis = self.entry_questions[d]
             dense = 0.0
-            if qvec is not None and self.vectors is not None:
-                dense = float((self.vectors[qis].astype(np.float32) @ qvec).max())
+            if qvec is not None and self.faiss is not None:
+                dense = float((self.question_vectors(qis) @ qvec).max())
             best_q, best_f = qis[0], -1.0
             fz = pf = ts = cov = qcov = 0.0
             for qi in qis:
@@ -280,12 +330,14 @@ class SearchIndex:
                 r = fuzz.ratio(canon, c) / 100
                 p = fuzz.partial_ratio(canon, c) / 100 if min(len(c), q_len) >= 4 else r
                 t = fuzz.token_set_ratio(word_str, self.q_words[qi]) / 100
-                cv = self._coverage(tokens, self.q_tokset[qi])
-                qc = self._coverage(list(self.q_tokset[qi]), frozenset(tokens))
+                row = self._row(self.q_ptr, self.q_tok, qi)
+                cv = self._coverage(q_weights, row)
+                qc = self._coverage({i: self._weight(i) for i in row}, q_set)
                 fz, pf, ts, cov, qcov = max(fz, r), max(pf, p), max(ts, t), max(cov, cv), max(qcov, qc)
                 local = r + cv + qc
                 if local > best_f:
                     best_q, best_f = qi, local
+            a_row = self._row(self.a_ptr, self.a_tok, d)
             feats = {
                 "dense": dense,
                 "fuzz": fz,
@@ -293,12 +345,12 @@ class SearchIndex:
                 "tset": ts,
                 "cov": cov,
                 "qcov": qcov,
-                "ans": self._coverage(tokens, self.a_tokset[d]),
+                "ans": sum(w for t, w in a_weights.items() if t in a_row) / n_a,
                 "bm25_rel": bm_best.get(d, 0.0) / bm_top,
                 "dense_rel": 0.0,
                 "short": 1.0 if cjk_count(canon) < 4 else 0.0,
             }
-            hits.append(Hit(self.docs[d], self.q_text[best_q], 0.0, feats, d))
+            hits.append(Hit(self.docs[d], self.question_text(best_q), 0.0, feats, d))
         best_dense = max(h.features["dense"] for h in hits)
         for h in hits:
             h.features["dense_rel"] = h.features["dense"] - best_dense
@@ -320,8 +372,11 @@ class SearchIndex:
             return dict.fromkeys(QUERY_FEATURES, 0.0)
         top = ranked[0]
         words = [w for w in self.processor.words(query[:MAX_QUERY_CHARS]) if len(w) >= 2 or cjk_count(w) == 0]
-        text = self.entry_text[top.pos]
-        idf = [(w, self.idf.get(w, self.max_idf)) for w in words]
+        # All of the entry's text: a query word absent from it is a topic the entry does not talk about,
+        # the sign of a near-miss question the KB cannot answer. Built for the top hit only.
+        text = " ".join([*(self.q_canon[qi] for qi in self.entry_questions[top.pos]),
+                         self.processor.canonical(top.doc.answer)])
+        idf = [(w, self._weight(self.vocab.get(w, -1))) for w in words]
         total = sum(i for _, i in idf) or 1.0
         uncovered = [i for w, i in idf if w not in text]
         return {
@@ -339,7 +394,7 @@ class SearchIndex:
     def stats(self) -> dict[str, object]:
         return {
             "entries": len(self.docs),
-            "questions": len(self.q_text),
+            "questions": len(self.q_doc),
             "kb_version": self.kb_version,
             "encoder": getattr(self.encoder, "name", None),
             "build_seconds": round(self.build_seconds, 3),

@@ -23,6 +23,7 @@ from kb.search import Doc, Fusion, SearchIndex, SearchOutcome
 from kb.text import TextProcessor
 
 logger = logging.getLogger(__name__)
+ISOLATE_TRAINING_ABOVE = 2000  # entries; below this, a child process costs more than the training itself
 
 
 def load_docs(s: Session) -> list[Doc]:
@@ -66,7 +67,8 @@ class SearchService:
             return self._pretrained
         if not docs:
             return None
-        enc = domain_encoder(training_entries(docs), synonyms, processor, self.encoder_dir)
+        enc = domain_encoder(training_entries(docs), synonyms, processor, self.encoder_dir,
+                             isolate=len(docs) > ISOLATE_TRAINING_ABOVE)
         self._prune_encoders()
         return enc
 

@@ -25,6 +25,8 @@ jieba.setLogLevel(logging.WARNING)
 _cc = OpenCC("t2s")
 _PUNCT = re.compile(r"[\s\u3000-\u303f\uff00-\uff0f\uff1a-\uff20\uff3b-\uff40\uff5b-\uff65!-/:-@\[-`{-~·…—“”‘’、。《》（）【】]+")
 _CJK = re.compile(r"[\u4e00-\u9fff]")
+_CJK_RUN = re.compile(r"[\u4e00-\u9fff]+")
+_LATIN = re.compile(r"[a-z0-9]+")
 
 # Function words that say nothing about *which* knowledge point is asked for. Kept short on purpose:
 # words such as 申请/办理/材料 do discriminate between entries and stay in.
@@ -37,11 +39,34 @@ STOPWORDS = frozenset(
 )
 
 
+_simplified_chars: dict[str, bool] = {}
+
+
+def _is_simplified(ch: str) -> bool:
+    known = _simplified_chars.get(ch)
+    if known is None:
+        known = _simplified_chars[ch] = _cc.convert(ch) == ch
+    return known
+
+
 def normalize(text: str) -> str:
     """NFKC (full width → half width), traditional → simplified, lower case, punctuation → single space."""
     text = unicodedata.normalize("NFKC", text or "")
-    text = _cc.convert(text).lower()
-    return _PUNCT.sub(" ", text).strip()
+    # OpenCC in pure Python is the slowest step; most text has no traditional character at all.
+    if not all(_is_simplified(c) for c in set(text)):
+        text = _cc.convert(text)
+    return _PUNCT.sub(" ", text.lower()).strip()
+
+
+def char_grams(canon: str) -> list[str]:
+    """Character bigrams of CJK runs plus Latin/digit words, without jieba: how long answers are indexed."""
+    out: list[str] = []
+    for run in _CJK_RUN.findall(canon):
+        if len(run) == 1:
+            out.append("#" + run)
+        out.extend("#" + run[i : i + 2] for i in range(len(run) - 1))
+    out.extend(_LATIN.findall(canon))
+    return out
 
 
 def cjk_count(text: str) -> int:
@@ -146,3 +171,29 @@ class TextProcessor:
             if len(w) >= 2 and _CJK.match(w):
                 grams.extend("#" + w[i : i + 2] for i in range(len(w) - 1))
         return Analysis(canon, words, words + grams)
+
+
+_worker_processor: TextProcessor | None = None
+PARALLEL_MIN_TEXTS = 20_000
+
+
+def _analyze_chunk(chunk: list[str]) -> list[Analysis]:
+    assert _worker_processor is not None
+    return [_worker_processor.analyze(t) for t in chunk]
+
+
+def analyze_many(processor: TextProcessor, texts: list[str]) -> list[Analysis]:
+    """jieba is pure Python: a large KB is segmented on every core (forked workers share the dictionary)."""
+    import multiprocessing as mp
+    import os
+
+    workers = min(4, os.cpu_count() or 1)
+    if len(texts) < PARALLEL_MIN_TEXTS or workers < 2:
+        return [processor.analyze(t) for t in texts]
+    global _worker_processor
+    _worker_processor = processor
+    size = max(1000, len(texts) // (workers * 8))
+    chunks = [texts[i : i + size] for i in range(0, len(texts), size)]
+    with mp.get_context("fork").Pool(workers) as pool:
+        parts = pool.map(_analyze_chunk, chunks)
+    return [a for part in parts for a in part]
