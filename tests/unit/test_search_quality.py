@@ -1,0 +1,102 @@
+"""Retrieval quality asserted on the labelled development set (held-out half), and the set's own hygiene.
+
+Floors: the acceptance figures of the KB issue where the engine meets them; the unanswerable floor is a
+regression guard at the level measured today (0.58), below the issue's 0.85 target — see docs/search.md.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from rapidfuzz import fuzz, process
+
+from kb.evaluation import demo_docs, demo_index, evaluate_hybrid, evaluate_leg, load_queries, split
+from kb.search import Fusion
+from kb.text import DATA_DIR, load_synonyms_file, normalize
+
+
+@pytest.fixture(scope="module")
+def index(shared_data_dir: Path):
+    return demo_index(shared_data_dir / "encoder")
+
+
+@pytest.fixture(scope="module")
+def halves():
+    return split(load_queries())
+
+
+@pytest.fixture(scope="module")
+def heldout(index, halves):
+    return evaluate_hybrid(index, Fusion.load(), halves[1])
+
+
+def test_top1_and_top3_on_held_out_queries(heldout):
+    assert heldout["answerable"] >= 150
+    assert heldout["top1"] >= 0.90, heldout
+    assert heldout["top3"] >= 0.97, heldout
+
+
+def test_no_answer_rates_on_held_out_queries(heldout):
+    assert heldout["unanswerable"] >= 25
+    assert heldout["answerable_no_answer"] <= 0.05, heldout
+    assert heldout["unanswerable_no_answer"] >= 0.55, heldout  # target 0.85: not reached yet
+
+
+def test_answer_decisions_are_mostly_right(heldout):
+    assert heldout["answer_decisions"] >= 50
+    assert heldout["answer_precision"] >= 0.90, heldout
+
+
+@pytest.mark.parametrize("leg", ["bm25", "rapidfuzz", "dense"])
+def test_hybrid_beats_every_single_leg(index, halves, heldout, leg):
+    alone = evaluate_leg(index, leg, *halves)
+    assert heldout["top1"] > alone["top1"], (leg, alone)
+
+
+# -- the data itself --------------------------------------------------------------------------------------
+
+def test_demo_kb_size_and_shape():
+    docs = demo_docs()
+    assert len(docs) >= 200
+    assert len({d.entry_id for d in docs}) == len(docs)
+    categories = Counter(d.category for d in docs)
+    assert len(categories) >= 12 and "热线办理" in categories
+    assert all(len(d.similar_questions) >= 3 and d.policy_basis.strip() for d in docs)
+    assert len(load_synonyms_file(DATA_DIR / "synonyms.tsv")) >= 80
+
+
+def test_synonym_table_has_no_chains():
+    syn = load_synonyms_file(DATA_DIR / "synonyms.tsv")
+    assert [t for t, c in syn.items() if c in syn] == []
+
+
+def test_dev_set_shape():
+    queries = load_queries()
+    ids = {d.entry_id for d in demo_docs()}
+    assert len(queries) >= 300
+    assert sum(1 for q in queries if q.expected is None) >= 50
+    assert all(q.expected in ids for q in queries if q.expected)
+    assert len({q.query for q in queries}) == len(queries)
+    tune, held = split(queries)
+    assert not {q.query for q in tune} & {q.query for q in held}
+
+
+def test_dev_queries_do_not_copy_kb_questions():
+    """A query close to a stored question would measure recall of the KB, not search."""
+    kb = [normalize(q).replace(" ", "") for d in demo_docs() for q in (d.question, *d.similar_questions)]
+    close = []
+    for q in load_queries():
+        _, score, _ = process.extractOne(normalize(q.query).replace(" ", ""), kb, scorer=fuzz.ratio)
+        if score >= 75:
+            close.append((q.query, score))
+    assert close == []
+
+
+def test_dev_files_are_valid_jsonl():
+    for f in sorted((Path(__file__).parents[1] / "data" / "dev_queries").glob("*.jsonl")):
+        for line in f.read_text(encoding="utf-8").splitlines():
+            row = json.loads(line)
+            assert set(row) == {"query", "expected"}, f
