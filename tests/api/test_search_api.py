@@ -76,11 +76,11 @@ def test_operator_suggestions_record_no_gap(client):
 
 
 def test_published_version_is_searchable_within_seconds_and_retired_disappears(client):
-    entry = {"id": "NEW001", "question": "如何预约办理犬只登记证？", "similar_questions": ["养狗要去哪里登记", "狗证怎么办"],
-             "answer": "犬只登记可在“一网通办”预约，携带犬只免疫证明到指定登记点办理。", "policy_basis": "《上海市养犬管理条例》",
-             "unit": "区公安分局", "category": "城管", "tags": ["养犬"]}
+    entry = {"id": "NEW001", "question": "如何认领社区共享菜园的种植地块？", "similar_questions": ["共享菜园怎么报名",
+             "小区菜园子的地怎么申请种"], "answer": "社区共享菜园地块由居委会每年春季公开认领，可在居委会或社区公众号报名，名额有限。",
+             "policy_basis": "《社区共享空间管理办法（示例）》", "unit": "街道办事处", "category": "城建", "tags": ["社区"]}
     assert client.post("/api/v1/kb/entries", json=entry, headers=admin()).status_code == 201
-    q = "家里新养了条狗要去哪办狗证"
+    q = "想在社区共享菜园认领一块地种菜，去哪报名"
     assert all(r["entry_id"] != "NEW001" for r in search(client, q).json()["results"])  # draft: not searchable
     assert client.post("/api/v1/kb/entries/NEW001/versions/1/publish", headers=admin()).status_code == 200
     assert wait_for(lambda: search(client, q).json()["results"][0]["entry_id"] == "NEW001")
