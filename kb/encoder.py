@@ -75,14 +75,19 @@ class SentenceTransformerEncoder:
 
 
 class StaticDomainEncoder:
-    """StaticEmbedding over pre-tokenised text: each text becomes its TextProcessor tokens plus characters."""
+    """The trained StaticEmbedding served with numpy alone: a mean of token vectors, as the module computes
+    it, without importing torch into the serving process (training runs elsewhere)."""
 
     def __init__(self, model_dir: Path, processor: TextProcessor):
-        from sentence_transformers import SentenceTransformer
+        from safetensors.numpy import load_file
+        from tokenizers import Tokenizer
 
-        _torch_threads()
-        self.model = SentenceTransformer(str(model_dir), device="cpu", local_files_only=True)
+        self.weights = load_file(str(model_dir / "model.safetensors"))["embedding.weight"].astype(np.float32)
+        self.tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        self.tokenizer.no_padding()
+        self.tokenizer.no_truncation()
         self.processor = processor
+        self.model_dir = model_dir
         meta = json.loads((model_dir / MARKER).read_text(encoding="utf-8"))
         self.name = f"{STATIC_PREFIX}{meta['fingerprint'][:12]} (domain StaticEmbedding, {meta['pairs']} pairs)"
         self.dim = int(meta["dim"])
@@ -92,10 +97,19 @@ class StaticDomainEncoder:
 
     def encode_static(self, pre: Sequence[str]) -> np.ndarray:
         """Texts already turned into `Analysis.static_string()`."""
-        return np.asarray(
-            self.model.encode(list(pre), batch_size=512, normalize_embeddings=True, show_progress_bar=False),
-            dtype=np.float32,
-        )
+        out = np.zeros((len(pre), self.dim), dtype=np.float32)
+        if not pre:
+            return out
+        ids = [e.ids for e in self.tokenizer.encode_batch(list(pre), add_special_tokens=False)]
+        lengths = np.asarray([len(i) for i in ids])
+        nonempty = lengths > 0
+        if nonempty.any():
+            flat = np.fromiter((t for i in ids for t in i), dtype=np.int64, count=int(lengths.sum()))
+            starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])[nonempty]
+            sums = np.add.reduceat(self.weights[flat], starts, axis=0)
+            out[nonempty] = sums / lengths[nonempty, None]
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.maximum(norms, 1e-12)
 
 
 def static_tokens(processor: TextProcessor, text: str) -> str:
@@ -223,6 +237,14 @@ def try_pretrained(spec: str | None) -> Encoder | None:
     except Exception as e:  # a missing model is an expected condition, not an error
         logger.warning("encoder %r not available offline (%s); using the domain encoder", spec, e.__class__.__name__)
         return None
+
+
+def trained_encoder(
+    entries: Sequence[TrainingEntry], synonyms: dict[str, str], processor: TextProcessor, encoder_dir: Path
+) -> StaticDomainEncoder | None:
+    """The domain encoder for exactly this KB if it was trained already, else None."""
+    model_dir = encoder_dir / f"{STATIC_PREFIX}{training_fingerprint(entries, synonyms)[:16]}"
+    return StaticDomainEncoder(model_dir, processor) if (model_dir / MARKER).exists() else None
 
 
 def _train_in_child(entries: list[TrainingEntry], synonyms: dict[str, str], out_dir: Path, fingerprint: str) -> str:

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from kb.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from kb.errors import Conflict, NotFound, PermissionDenied
 from kb.models import Entry, EntryEvent, EntryVersion, KbState
 
 ROLES = ("admin", "reviewer", "unit", "operator")
@@ -113,7 +113,9 @@ def version_dict(v: EntryVersion) -> dict[str, Any]:
     return d
 
 
-def _event(s: Session, entry_id: str, version: int | None, action: str, actor: Actor, now: datetime, detail: str = "") -> None:
+def _event(
+    s: Session, entry_id: str, version: int | None, action: str, actor: Actor, now: datetime, detail: str = ""
+) -> None:
     s.add(EntryEvent(entry_id=entry_id, version=version, action=action, actor=actor.name, at=now, detail=detail))
 
 
@@ -182,7 +184,9 @@ def create_entry(
     return add_version(s, actor, entry_id, data, now, note=note or "新建")
 
 
-def add_version(s: Session, actor: Actor, entry_id: str, data: EntryData, now: datetime, note: str = "") -> EntryVersion:
+def add_version(
+    s: Session, actor: Actor, entry_id: str, data: EntryData, now: datetime, note: str = ""
+) -> EntryVersion:
     """A new draft version; the entry's owning unit and the new content's unit must both be the actor's."""
     entry = get_entry(s, entry_id)
     _check_unit(actor, entry.unit)
@@ -325,4 +329,5 @@ def list_entries(
 
 
 def in_effect(v: EntryVersion | Any, today: date) -> bool:
-    return (v.effective_from is None or v.effective_from <= today) and (v.effective_to is None or today <= v.effective_to)
+    started = v.effective_from is None or v.effective_from <= today
+    return started and (v.effective_to is None or today <= v.effective_to)

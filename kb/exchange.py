@@ -124,7 +124,8 @@ def parse(content: bytes, filename: str = "", fmt: str | None = None) -> list[tu
         entry_id = str(row.get("id") or "").strip() or None
         if entry_id:
             if entry_id in seen:
-                raise InvalidInput(f"第 {line} 行：编号 id={entry_id} 与第 {seen[entry_id]} 行重复", row=line, field="id")
+                raise InvalidInput(f"第 {line} 行：编号 id={entry_id} 与第 {seen[entry_id]} 行重复",
+                                   row=line, field="id")
             seen[entry_id] = line
         try:
             data = kbe.EntryData.model_validate({k: v for k, v in row.items() if k in FIELDS and k != "id"})

@@ -31,6 +31,7 @@ FUSION_FILE = Path(__file__).parent / "data" / "fusion.json"
 MAX_QUERY_CHARS = 300  # a 10,000-character paste is searched by its opening, which carries the question
 FEATURES = ("dense", "fuzz", "pfuzz", "tset", "cov", "qcov", "ans", "bm25_rel", "dense_rel", "short")
 FLAT_LIMIT = 200_000  # question vectors; above this an IVF index (recall measured by the bench)
+BUILD_CHUNK = 50_000
 
 
 @dataclass(frozen=True)
@@ -150,18 +151,33 @@ class SearchIndex:
             self.entry_questions.append(range(start, start + n))
             start += n
 
-        q_an = analyze_many(processor, q_text)
-        self.q_canon = [a.canon for a in q_an]
-        self.q_words = [" ".join(a.words) for a in q_an]
-        self.word_vocab = frozenset(w for a in q_an for w in a.words)
+        # Streamed in chunks: the per-text analyses of a 100k-entry KB would not fit in memory at once.
+        self.q_canon: list[str] = []
+        self.q_words: list[str] = []
+        words_seen: set[str] = set()
         self.vocab: dict[str, int] = {}
-        q_ids = [self._ids(a.tokens, self.vocab, grow=True) for a in q_an]
+        q_ids: list[list[int]] = []
+        vec_parts: list[np.ndarray] = []
+        static = hasattr(encoder, "encode_static")
+        for c in range(0, len(q_text), BUILD_CHUNK):
+            chunk = q_text[c : c + BUILD_CHUNK]
+            an = analyze_many(processor, chunk)
+            self.q_canon.extend(a.canon for a in an)
+            self.q_words.extend(" ".join(a.words) for a in an)
+            words_seen.update(w for a in an for w in a.words)
+            q_ids.extend(self._ids(a.tokens, self.vocab, grow=True) for a in an)
+            if encoder is not None and static:
+                vec_parts.append(encoder.encode_static([a.static_string() for a in an]))  # type: ignore[attr-defined]
+            elif encoder is not None:
+                vec_parts.append(encoder.encode(chunk))
+        self.word_vocab = frozenset(words_seen)
         self.q_ptr, self.q_tok = self._csr(q_ids)
         df = np.bincount(self.q_tok, minlength=len(self.vocab)) if len(self.q_tok) else np.zeros(len(self.vocab))
         n = max(1, len(q_ids))
         self.idf = np.log(1 + (n - df + 0.5) / (df + 0.5)).astype(np.float32)
         self.max_idf = math.log(1 + (n + 0.5) / 0.5)
         self.bm25_q = self._bm25(q_ids, self.vocab)
+        del q_ids
 
         self.a_vocab: dict[str, int] = {}
         a_ids = [self._ids(char_grams(processor.canonical(d.answer)), self.a_vocab, grow=True) for d in self.docs]
@@ -169,13 +185,11 @@ class SearchIndex:
         self.bm25_a = self._bm25(a_ids, self.a_vocab)
 
         self.faiss: faiss.Index | None = None
-        if encoder is not None and q_text:
-            if hasattr(encoder, "encode_static"):
-                vecs = encoder.encode_static([a.static_string() for a in q_an])  # no second jieba pass
-            else:
-                vecs = encoder.encode(q_text)
+        if vec_parts:
+            vecs = np.vstack(vec_parts)
+            del vec_parts
             self.faiss = self._faiss(vecs)
-        del q_an, q_ids, a_ids
+        del a_ids
         self.build_seconds = time.perf_counter() - started
 
     @property

@@ -17,13 +17,20 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from kb import entries as kbe
-from kb.encoder import STATIC_PREFIX, Encoder, StaticDomainEncoder, TrainingEntry, domain_encoder, try_pretrained
+from kb.encoder import (
+    STATIC_PREFIX,
+    Encoder,
+    StaticDomainEncoder,
+    TrainingEntry,
+    domain_encoder,
+    trained_encoder,
+    try_pretrained,
+)
 from kb.models import Synonym
 from kb.search import Doc, Fusion, SearchIndex, SearchOutcome
 from kb.text import TextProcessor
 
 logger = logging.getLogger(__name__)
-ISOLATE_TRAINING_ABOVE = 2000  # entries; below this, a child process costs more than the training itself
 
 
 def load_docs(s: Session) -> list[Doc]:
@@ -56,10 +63,13 @@ class SearchService:
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
         self.last_error: str | None = None
+        self._training: threading.Thread | None = None
 
     # -- building ---------------------------------------------------------------------------------------
 
     def _encoder(self, docs: list[Doc], synonyms: dict[str, str], processor: TextProcessor) -> Encoder | None:
+        """The encoder to build with now. A retrain that a KB change needs runs in the background while the
+        current encoder keeps serving, so a publication is searchable within seconds, not a training later."""
         if not self._pretrained_tried:
             self._pretrained = try_pretrained(self.encoder_spec)
             self._pretrained_tried = True
@@ -67,10 +77,44 @@ class SearchService:
             return self._pretrained
         if not docs:
             return None
-        enc = domain_encoder(training_entries(docs), synonyms, processor, self.encoder_dir,
-                             isolate=len(docs) > ISOLATE_TRAINING_ABOVE)
+        entries = training_entries(docs)
+        ready = trained_encoder(entries, synonyms, processor, self.encoder_dir)
+        if ready is not None:
+            return ready
+        current = self.index.encoder if self.index is not None else None
+        if isinstance(current, StaticDomainEncoder):
+            self._train_in_background(entries, synonyms, processor)
+            return current
+        # First start: nothing to serve with yet, so train now (in a child process: the server never imports
+        # torch nor holds the training's peak memory).
+        enc = domain_encoder(entries, synonyms, processor, self.encoder_dir, isolate=True)
         self._prune_encoders()
         return enc
+
+    def _train_in_background(self, entries: list[TrainingEntry], synonyms: dict[str, str],
+                             processor: TextProcessor) -> None:
+        if self.training:
+            return  # when it ends, its rebuild notices a KB that moved meanwhile and trains again
+
+        def work() -> None:
+            try:
+                domain_encoder(entries, synonyms, processor, self.encoder_dir, isolate=True)
+                self._prune_encoders()
+            except Exception as e:  # keep serving with the current encoder
+                self.last_error = f"encoder training failed: {e.__class__.__name__}: {e}"
+                logger.exception("encoder training failed")
+                return
+            self._training = None
+            if self._stop.is_set():
+                return
+            try:
+                self.rebuild()  # picks up the new encoder, or starts the next training if the KB moved again
+            except Exception as e:
+                self.last_error = f"{e.__class__.__name__}: {e}"
+                logger.exception("index rebuild after training failed")
+
+        self._training = threading.Thread(target=work, name="kb-encoder-training", daemon=True)
+        self._training.start()
 
     def _prune_encoders(self, keep_last: int = 3) -> None:
         dirs = sorted((p for p in self.encoder_dir.glob(f"{STATIC_PREFIX}*") if p.is_dir()),
@@ -86,16 +130,15 @@ class SearchService:
                 docs = load_docs(s)
                 synonyms = load_synonyms(s)
             processor = TextProcessor(synonyms)
-            old = self.index
-            if (old is not None and isinstance(old.encoder, StaticDomainEncoder) and self._pretrained is None
-                    and old.docs and docs):
-                # Publishing must not wait for retraining: serve the change with the current encoder first.
-                self.index = SearchIndex(docs, processor, old.encoder, version)
             encoder = self._encoder(docs, synonyms, processor)
             self.index = SearchIndex(docs, processor, encoder, version)
             self.last_error = None
             logger.info("search index built: %s", self.index.stats())
             return self.index
+
+    @property
+    def training(self) -> bool:
+        return self._training is not None and self._training.is_alive()
 
     def current_kb_version(self) -> int:
         with self.factory() as s:
@@ -155,6 +198,7 @@ class SearchService:
             "entries": sum(1 for d in idx.docs if d.in_effect(today)) if idx else 0,
             "encoder": getattr(idx.encoder, "name", None) if idx else None,
             "index_built_in_seconds": round(idx.build_seconds, 3) if idx else None,
+            "encoder_training": self.training,
             "fusion": self.fusion.source,
             "last_error": self.last_error,
         }

@@ -28,3 +28,22 @@ def test_empty_and_symbol_only_text_give_no_tokens():
     tp = TextProcessor()
     assert tp.tokens("   ") == []
     assert tp.tokens("？？！！") == []
+
+
+def test_numpy_static_encoder_matches_sentence_transformers(shared_data_dir):
+    """The server encodes with numpy; it must give what the trained StaticEmbedding module gives."""
+    import numpy as np
+    from sentence_transformers import SentenceTransformer
+
+    from kb.encoder import StaticDomainEncoder, TrainingEntry, domain_encoder
+
+    tp = TextProcessor({"低保": "最低生活保障"})
+    entries = [TrainingEntry("如何申请低保？", ["低保怎么办", "吃低保要什么条件"], "向街道社区事务受理服务中心申请。材料齐全后审核。"),
+               TrainingEntry("公积金怎么提取？", ["租房提取公积金", "公积金取出来"], "通过一网通办申请提取。按规定办理。")]
+    enc = domain_encoder(entries, {"低保": "最低生活保障"}, tp, shared_data_dir / "encoder-unit")
+    assert isinstance(enc, StaticDomainEncoder)
+    st = SentenceTransformer(str(enc.model_dir), device="cpu")
+    texts = ["低保怎么申请", "公积金提取", "😀", "hello"]
+    pre = [tp.analyze(t).static_string() for t in texts]
+    assert np.abs(enc.encode_static(pre) - st.encode(pre, normalize_embeddings=True)).max() < 1e-5
+    assert enc.encode(["低保怎么申请"]) @ enc.encode(["最低生活保障如何申请"]).T > 0.5
