@@ -95,19 +95,19 @@ class StaticDomainEncoder:
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         return self.encode_static([static_tokens(self.processor, t) for t in texts])
 
-    def encode_static(self, pre: Sequence[str]) -> np.ndarray:
-        """Texts already turned into `Analysis.static_string()`."""
+    def encode_static(self, pre: Sequence[str], batch: int = 2048) -> np.ndarray:
+        """Texts already turned into `Analysis.static_string()`; in batches, because the gathered token
+        vectors of 50k texts would take gigabytes."""
         out = np.zeros((len(pre), self.dim), dtype=np.float32)
-        if not pre:
-            return out
-        ids = [e.ids for e in self.tokenizer.encode_batch(list(pre), add_special_tokens=False)]
-        lengths = np.asarray([len(i) for i in ids])
-        nonempty = lengths > 0
-        if nonempty.any():
-            flat = np.fromiter((t for i in ids for t in i), dtype=np.int64, count=int(lengths.sum()))
-            starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])[nonempty]
-            sums = np.add.reduceat(self.weights[flat], starts, axis=0)
-            out[nonempty] = sums / lengths[nonempty, None]
+        for b in range(0, len(pre), batch):
+            ids = [e.ids for e in self.tokenizer.encode_batch(list(pre[b : b + batch]), add_special_tokens=False)]
+            lengths = np.asarray([len(i) for i in ids])
+            nonempty = lengths > 0
+            if nonempty.any():
+                flat = np.fromiter((t for i in ids for t in i), dtype=np.int64, count=int(lengths.sum()))
+                starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])[nonempty]
+                sums = np.add.reduceat(self.weights[flat], starts, axis=0)
+                out[b : b + batch][nonempty] = sums / lengths[nonempty, None]
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.maximum(norms, 1e-12)
 

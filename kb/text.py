@@ -196,6 +196,11 @@ def analyze_many(processor: TextProcessor, texts: list[str]) -> list[Analysis]:
     _worker_processor = processor
     size = max(1000, len(texts) // (workers * 8))
     chunks = [texts[i : i + size] for i in range(0, len(texts), size)]
-    with mp.get_context("fork").Pool(workers) as pool:
+    # close + join, not the context manager's terminate(): terminate can leave a worker holding the queue lock
+    pool = mp.get_context("fork").Pool(workers)
+    try:
         parts = pool.map(_analyze_chunk, chunks)
+    finally:
+        pool.close()
+        pool.join()
     return [a for part in parts for a in part]
