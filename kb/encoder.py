@@ -23,7 +23,7 @@ from typing import Protocol
 
 import numpy as np
 
-from kb.text import TextProcessor, analyze_many
+from kb.text import TextProcessor, analyzer
 
 logger = logging.getLogger(__name__)
 
@@ -150,7 +150,8 @@ def train_static_encoder(
     sentences = [[t for t in re.split(r"[。；！？\n]", e.answer)[:4] if len(t) >= 8] for e in entries]
     texts = list(dict.fromkeys(t for e, sent in zip(entries, sentences, strict=True)
                                for t in (e.question, *e.similar_questions, *sent)))
-    static = dict(zip(texts, (a.static_string() for a in analyze_many(processor, texts)), strict=True))
+    with analyzer(processor, len(texts)) as analyze:
+        static = dict(zip(texts, (a.static_string() for a in analyze(texts)), strict=True))
     docs = [" ".join(static[t] for t in (e.question, *e.similar_questions, *sent))
             for e, sent in zip(entries, sentences, strict=True)]
     counts = Counter(tok for d in docs for tok in d.split())

@@ -23,7 +23,7 @@ import numpy as np
 from rapidfuzz import fuzz, process
 
 from kb.encoder import Encoder
-from kb.text import TextProcessor, analyze_many, char_grams, cjk_count
+from kb.text import TextProcessor, analyzer, char_grams, cjk_count
 
 logger = logging.getLogger(__name__)
 
@@ -159,17 +159,18 @@ class SearchIndex:
         q_ids: list[list[int]] = []
         vec_parts: list[np.ndarray] = []
         static = hasattr(encoder, "encode_static")
-        for c in range(0, len(q_text), BUILD_CHUNK):
-            chunk = q_text[c : c + BUILD_CHUNK]
-            an = analyze_many(processor, chunk)
-            self.q_canon.extend(a.canon for a in an)
-            self.q_words.extend(" ".join(a.words) for a in an)
-            words_seen.update(w for a in an for w in a.words)
-            q_ids.extend(self._ids(a.tokens, self.vocab, grow=True) for a in an)
-            if encoder is not None and static:
-                vec_parts.append(encoder.encode_static([a.static_string() for a in an]))  # type: ignore[attr-defined]
-            elif encoder is not None:
-                vec_parts.append(encoder.encode(chunk))
+        with analyzer(processor, len(q_text)) as analyze:
+            for c in range(0, len(q_text), BUILD_CHUNK):
+                chunk = q_text[c : c + BUILD_CHUNK]
+                an = analyze(chunk)
+                self.q_canon.extend(a.canon for a in an)
+                self.q_words.extend(" ".join(a.words) for a in an)
+                words_seen.update(w for a in an for w in a.words)
+                q_ids.extend(self._ids(a.tokens, self.vocab, grow=True) for a in an)
+                if encoder is not None and static:
+                    vec_parts.append(encoder.encode_static([a.static_string() for a in an]))  # type: ignore[attr-defined]
+                elif encoder is not None:
+                    vec_parts.append(encoder.encode(chunk))
         self.word_vocab = frozenset(words_seen)
         self.q_ptr, self.q_tok = self._csr(q_ids)
         df = np.bincount(self.q_tok, minlength=len(self.vocab)) if len(self.q_tok) else np.zeros(len(self.vocab))

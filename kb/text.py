@@ -9,7 +9,8 @@ import logging
 import re
 import threading
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -150,7 +151,8 @@ class TextProcessor:
     def __init__(self, synonyms: Mapping[str, str] | None = None, dict_path: Path | None = GOV_TERMS_FILE):
         self.synonyms = Synonyms(synonyms or {})
         extra = tuple(sorted({w for pair in self.synonyms.mapping.items() for w in pair if len(w) >= 2}))
-        self._tok = _jieba_tokenizer(str(dict_path or ""), extra)
+        self.dict_path = str(dict_path or "")
+        self._tok = _jieba_tokenizer(self.dict_path, extra)
 
     def canonical(self, text: str) -> str:
         """Normalised text with synonyms rewritten; what rapidfuzz compares."""
@@ -179,28 +181,37 @@ _worker_processor: TextProcessor | None = None
 PARALLEL_MIN_TEXTS = 20_000
 
 
+def _init_worker(synonyms: dict[str, str], dict_path: str) -> None:
+    global _worker_processor
+    _worker_processor = TextProcessor(synonyms, Path(dict_path) if dict_path else None)
+
+
 def _analyze_chunk(chunk: list[str]) -> list[Analysis]:
     assert _worker_processor is not None
     return [_worker_processor.analyze(t) for t in chunk]
 
 
-def analyze_many(processor: TextProcessor, texts: list[str]) -> list[Analysis]:
-    """jieba is pure Python: a large KB is segmented on every core (forked workers share the dictionary)."""
+@contextmanager
+def analyzer(processor: TextProcessor, total_texts: int) -> Iterator[Callable[[list[str]], list[Analysis]]]:
+    """A function that analyses a list of texts. jieba is pure Python, so a large KB is segmented on every
+    core by spawned workers (not forked: the server has threads, and fork would copy their held locks)."""
     import multiprocessing as mp
     import os
 
     workers = min(4, os.cpu_count() or 1)
-    if len(texts) < PARALLEL_MIN_TEXTS or workers < 2:
-        return [processor.analyze(t) for t in texts]
-    global _worker_processor
-    _worker_processor = processor
-    size = max(1000, len(texts) // (workers * 8))
-    chunks = [texts[i : i + size] for i in range(0, len(texts), size)]
-    # close + join, not the context manager's terminate(): terminate can leave a worker holding the queue lock
-    pool = mp.get_context("fork").Pool(workers)
+    if total_texts < PARALLEL_MIN_TEXTS or workers < 2:
+        yield lambda texts: [processor.analyze(t) for t in texts]
+        return
+    pool = mp.get_context("spawn").Pool(workers, initializer=_init_worker,
+                                        initargs=(processor.synonyms.mapping, processor.dict_path))
+
+    def run(texts: list[str]) -> list[Analysis]:
+        size = max(500, len(texts) // (workers * 4))
+        parts = pool.map(_analyze_chunk, [texts[i : i + size] for i in range(0, len(texts), size)])
+        return [a for part in parts for a in part]
+
     try:
-        parts = pool.map(_analyze_chunk, chunks)
+        yield run
     finally:
-        pool.close()
+        pool.close()  # close + join: terminate() can leave a worker holding the queue lock
         pool.join()
-    return [a for part in parts for a in part]
