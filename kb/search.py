@@ -142,6 +142,15 @@ class SearchIndex:
                 q_doc.append(i)
                 q_local.append(j)
                 q_text.append(q)
+        self.timings: dict[str, float] = {}
+        mark = time.perf_counter()
+
+        def phase(name: str) -> None:
+            nonlocal mark
+            now = time.perf_counter()
+            self.timings[name] = round(now - mark, 2)
+            mark = now
+
         self.q_doc = np.asarray(q_doc, dtype=np.int32)
         self.q_local = np.asarray(q_local, dtype=np.int16)
         self.entry_questions: list[range] = []
@@ -157,7 +166,7 @@ class SearchIndex:
         words_seen: set[str] = set()
         self.vocab: dict[str, int] = {}
         q_ids: list[list[int]] = []
-        vec_parts: list[np.ndarray] = []
+        vectors = np.zeros((len(q_text), encoder.dim), dtype=np.float32) if encoder is not None else None
         static = hasattr(encoder, "encode_static")
         with analyzer(processor, len(q_text)) as analyze:
             for c in range(0, len(q_text), BUILD_CHUNK):
@@ -167,10 +176,12 @@ class SearchIndex:
                 self.q_words.extend(" ".join(a.words) for a in an)
                 words_seen.update(w for a in an for w in a.words)
                 q_ids.extend(self._ids(a.tokens, self.vocab, grow=True) for a in an)
-                if encoder is not None and static:
-                    vec_parts.append(encoder.encode_static([a.static_string() for a in an]))  # type: ignore[attr-defined]
-                elif encoder is not None:
-                    vec_parts.append(encoder.encode(chunk))
+                if vectors is not None and static:
+                    vectors[c : c + len(chunk)] = encoder.encode_static(  # type: ignore[union-attr]
+                        [a.static_string() for a in an])
+                elif vectors is not None:
+                    vectors[c : c + len(chunk)] = encoder.encode(chunk)  # type: ignore[union-attr]
+        phase("analyse_and_encode_questions")
         self.word_vocab = frozenset(words_seen)
         self.q_ptr, self.q_tok = self._csr(q_ids)
         df = np.bincount(self.q_tok, minlength=len(self.vocab)) if len(self.q_tok) else np.zeros(len(self.vocab))
@@ -179,18 +190,19 @@ class SearchIndex:
         self.max_idf = math.log(1 + (n + 0.5) / 0.5)
         self.bm25_q = self._bm25(q_ids, self.vocab)
         del q_ids
+        phase("bm25_questions")
 
         self.a_vocab: dict[str, int] = {}
         a_ids = [self._ids(char_grams(processor.canonical(d.answer)), self.a_vocab, grow=True) for d in self.docs]
         self.a_ptr, self.a_tok = self._csr(a_ids)
         self.bm25_a = self._bm25(a_ids, self.a_vocab)
+        phase("answers")
 
         self.faiss: faiss.Index | None = None
-        if vec_parts:
-            vecs = np.vstack(vec_parts)
-            del vec_parts
-            self.faiss = self._faiss(vecs)
-        del a_ids
+        if vectors is not None and len(vectors):
+            self.faiss = self._faiss(vectors)
+        del a_ids, vectors
+        phase("faiss")
         self.build_seconds = time.perf_counter() - started
 
     @property
@@ -413,4 +425,5 @@ class SearchIndex:
             "kb_version": self.kb_version,
             "encoder": getattr(self.encoder, "name", None),
             "build_seconds": round(self.build_seconds, 3),
+            "build_phases": self.timings,
         }

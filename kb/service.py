@@ -26,7 +26,7 @@ from kb.encoder import (
     trained_encoder,
     try_pretrained,
 )
-from kb.models import Synonym
+from kb.models import Entry, EntryVersion, Synonym
 from kb.search import Doc, Fusion, SearchIndex, SearchOutcome
 from kb.text import TextProcessor
 
@@ -34,11 +34,13 @@ logger = logging.getLogger(__name__)
 
 
 def load_docs(s: Session) -> list[Doc]:
-    return [
-        Doc(v.entry_id, v.version, v.question, tuple(v.similar_questions), v.answer, v.policy_basis, v.unit,
-            v.category, v.effective_from, v.effective_to)
-        for v in kbe.searchable_versions(s)
-    ]
+    """Plain rows, not ORM objects: at 100k entries the identity map alone would cost hundreds of MB."""
+    v = EntryVersion
+    q = (select(v.entry_id, v.version, v.question, v.similar_questions, v.answer, v.policy_basis, v.unit,
+                v.category, v.effective_from, v.effective_to)
+         .join(Entry, (Entry.id == v.entry_id) & (Entry.published_version == v.version))
+         .order_by(v.entry_id))
+    return [Doc(r[0], r[1], r[2], tuple(r[3] or ()), *r[4:]) for r in s.execute(q)]
 
 
 def load_synonyms(s: Session) -> dict[str, str]:

@@ -169,12 +169,15 @@ class TextProcessor:
     def analyze(self, text: str) -> Analysis:
         """Everything the index needs from one text, with a single jieba pass."""
         canon = self.canonical(text)
-        words = [w for w in self._tok.lcut(canon, HMM=True) if w.strip() and w not in STOPWORDS]
-        grams: list[str] = []
-        for w in words:
-            if len(w) >= 2 and _CJK.match(w):
-                grams.extend("#" + w[i : i + 2] for i in range(len(w) - 1))
-        return Analysis(canon, words, words + grams)
+        return with_grams(canon, [w for w in self._tok.lcut(canon, HMM=True) if w.strip() and w not in STOPWORDS])
+
+
+def with_grams(canon: str, words: list[str]) -> Analysis:
+    grams: list[str] = []
+    for w in words:
+        if len(w) >= 2 and _CJK.match(w):
+            grams.extend("#" + w[i : i + 2] for i in range(len(w) - 1))
+    return Analysis(canon, words, words + grams)
 
 
 _worker_processor: TextProcessor | None = None
@@ -186,9 +189,13 @@ def _init_worker(synonyms: dict[str, str], dict_path: str) -> None:
     _worker_processor = TextProcessor(synonyms, Path(dict_path) if dict_path else None)
 
 
-def _analyze_chunk(chunk: list[str]) -> list[Analysis]:
+_SEP = "\x1f"
+
+
+def _analyze_chunk(chunk: list[str]) -> list[str]:
+    """Workers send back one string per text: pickling Analysis objects cost more than segmenting."""
     assert _worker_processor is not None
-    return [_worker_processor.analyze(t) for t in chunk]
+    return [_SEP.join([a.canon, *a.words]) for a in map(_worker_processor.analyze, chunk)]
 
 
 @contextmanager
@@ -208,7 +215,12 @@ def analyzer(processor: TextProcessor, total_texts: int) -> Iterator[Callable[[l
     def run(texts: list[str]) -> list[Analysis]:
         size = max(500, len(texts) // (workers * 4))
         parts = pool.map(_analyze_chunk, [texts[i : i + size] for i in range(0, len(texts), size)])
-        return [a for part in parts for a in part]
+        out = []
+        for part in parts:
+            for packed in part:
+                canon, *words = packed.split(_SEP)
+                out.append(with_grams(canon, words))
+        return out
 
     try:
         yield run
