@@ -12,6 +12,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from kb.db import transaction
 from kb.entries import Actor
 from kb.errors import KbError, PermissionDenied
 from kb.models import ApiToken
@@ -29,13 +30,8 @@ def token_hash(token: str) -> str:
 
 def get_session(request: Request) -> Iterator[Session]:
     """One transaction per request: committed when the handler returns, rolled back on any error."""
-    with request.app.state.session_factory() as s:
-        try:
-            yield s
-            s.commit()
-        except BaseException:
-            s.rollback()
-            raise
+    with transaction(request.app.state.session_factory) as s:
+        yield s
 
 
 def get_now(request: Request) -> datetime:
