@@ -138,3 +138,18 @@ def test_calendar_years_can_be_loaded(client):
     assert bad.status_code == 422 and "type" in bad.json()["detail"]
     assert client.post("/api/v1/calendar/years", json={"year": 2027, "days": []}).status_code == 401
     assert wait_for(lambda: True)
+
+
+def test_work_order_presets_and_deadline_preview(client):
+    presets = client.get("/api/v1/workorders/presets").json()
+    assert {"id", "title", "source"} <= set(presets[0])
+    assert "001_40c574ce7ed1135a.txt" in {p["source"] for p in presets}
+    r = client.get("/api/v1/workorders/presets/songjiang-minzhengju-12345/deadlines",
+                   params={"received_at": "2026-09-30T16:30:00+08:00", "ticket_type": "紧急"})
+    assert r.status_code == 200
+    assert r.json()["deadlines"]["handling"]["at"].startswith("2026-10-01T23:59:59")
+    assert client.get("/api/v1/workorders/presets/nope/deadlines").status_code == 404
+    assert client.get("/api/v1/workorders/presets/youyilu/deadlines",
+                      params={"received_at": "2026-09-30T10:00:00"}).status_code == 422
+    assert client.get("/api/v1/workorders/presets/youyilu/deadlines",
+                      params={"received_at": "yesterday"}).status_code == 422
