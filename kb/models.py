@@ -216,3 +216,51 @@ class ApiToken(Base):
     unit: Mapped[str | None] = mapped_column(String(100), nullable=True)
     created_at: Mapped[datetime]
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class WorkOrder(Base):
+    """A citizen's request handled by a unit. `status`, `unit` and `deadlines` are derived from the event log
+    and cached here for listing; the log is the truth."""
+
+    __tablename__ = "work_orders"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    number: Mapped[str] = mapped_column(String(32), unique=True)
+    channel: Mapped[str] = mapped_column(String(20))
+    category: Mapped[str] = mapped_column(String(10), index=True)
+    content: Mapped[str] = mapped_column(Text)
+    address: Mapped[str] = mapped_column(Text, default="")
+    contact_name: Mapped[str] = mapped_column(String(50), default="")
+    contact_phone: Mapped[str] = mapped_column(String(20), default="")
+    tags: Mapped[list[str]]
+    preset_id: Mapped[str] = mapped_column(String(50))
+    ticket_type: Mapped[str] = mapped_column(String(20))
+    received_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    unit: Mapped[str | None] = mapped_column(String(100), nullable=True, index=True)
+    deadlines: Mapped[dict[str, Any]]
+
+
+class WorkOrderEvent(Base):
+    """Append-only. (order, seq) is unique, so two clerks acting at once cannot both append step n."""
+
+    __tablename__ = "work_order_events"
+    __table_args__ = (UniqueConstraint("order_id", "seq", name="uq_work_order_event_seq"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("work_orders.id"), index=True)
+    seq: Mapped[int]
+    kind: Mapped[str] = mapped_column(String(20))
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(100))
+    data: Mapped[dict[str, Any]]
+
+
+class WorkOrderCounter(Base):
+    """Per-day counter behind work-order numbers; incremented atomically (upsert … returning)."""
+
+    __tablename__ = "work_order_counters"
+
+    day: Mapped[str] = mapped_column(String(8), primary_key=True)
+    last: Mapped[int] = mapped_column(Integer)

@@ -1,4 +1,4 @@
-"""Work-order time-limit presets (the work-order lifecycle itself arrives with issue #3)."""
+"""Work orders: creation, the event log, and the time-limit presets."""
 
 from __future__ import annotations
 
@@ -6,11 +6,15 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter
+from pydantic import BaseModel, Field
+from sqlalchemy import select
 
-from api.deps import NowDep, SessionDep
+from api import workorders as svc
+from api.deps import ActorDep, NowDep, SessionDep
 from api.domain.sla import deadlines, get_preset, load_presets
 from kb import gaps
 from kb.errors import InvalidInput
+from kb.models import WorkOrder
 
 router = APIRouter(prefix="/api/v1/workorders", tags=["work orders"])
 
@@ -32,3 +36,56 @@ def preview_deadlines(preset_id: str, s: SessionDep, now: NowDep, received_at: d
     due = deadlines(preset, at, gaps.load_calendar(s), ticket_type)
     return {"preset": preset.id, "received_at": at.isoformat(), "ticket_type": ticket_type,
             "deadlines": {k: d.public() for k, d in due.items()}}
+
+
+class ContactIn(BaseModel):
+    name: str = Field("", max_length=50)
+    phone: str = Field("", max_length=30)
+
+
+class WorkOrderIn(BaseModel):
+    channel: str
+    category: str
+    content: str = Field(max_length=5000)
+    address: str = Field("", max_length=500)
+    contact: ContactIn = Field(default_factory=ContactIn)
+    tags: list[str] = Field(default_factory=list)
+    unit: str | None = Field(None, max_length=100)
+    preset: str | None = None
+    received_at: datetime | None = None
+
+
+class EventIn(BaseModel):
+    kind: str = Field(min_length=1, max_length=20)
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+@router.post("", status_code=201)
+def create_order(body: WorkOrderIn, s: SessionDep, now: NowDep, actor: ActorDep) -> dict[str, Any]:
+    order = svc.create_order(s, actor, body.model_dump(), now, gaps.load_calendar(s))
+    return svc.public(order, actor)
+
+
+@router.get("")
+def list_orders(s: SessionDep, actor: ActorDep, status: str | None = None, unit: str | None = None,
+                limit: int = 50) -> list[dict[str, Any]]:
+    if actor.role == "unit":
+        unit = actor.unit
+    q = select(WorkOrder)
+    if status:
+        q = q.where(WorkOrder.status == status)
+    if unit:
+        q = q.where(WorkOrder.unit == unit)
+    return [svc.public(o, actor) for o in s.scalars(q.order_by(WorkOrder.id.desc()).limit(min(max(limit, 1), 500)))]
+
+
+@router.get("/{number}")
+def get_order(number: str, s: SessionDep, actor: ActorDep) -> dict[str, Any]:
+    order = svc.get_order(s, number, actor)
+    return svc.public(order, actor, svc.events_of(s, order))
+
+
+@router.post("/{number}/events")
+def add_event(number: str, body: EventIn, s: SessionDep, now: NowDep, actor: ActorDep) -> dict[str, Any]:
+    order, _ = svc.add_event(s, actor, number, body.kind, body.data, now, gaps.load_calendar(s))
+    return svc.public(order, actor, svc.events_of(s, order))

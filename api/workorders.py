@@ -1,0 +1,164 @@
+"""Work-order service: creation with unique numbers, events appended through the domain state machine,
+role scoping and PII masking. Routers call these; the rules live in api/domain/."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from api.domain.sla import deadlines, due, get_preset
+from api.domain.workorder import Event, State, apply, replay
+from kb.entries import Actor
+from kb.errors import InvalidInput, NotFound, PermissionDenied
+from kb.models import WorkOrder, WorkOrderCounter, WorkOrderEvent
+from kb.workdays import TZ, WorkCalendar
+
+CATEGORIES = ("咨询", "求助", "投诉", "举报", "建议")
+CHANNELS = ("phone", "web", "wechat", "bot", "operator", "962200", "letter")
+TAGS = ("普通", "标签", "复核", "咨询", "扬言", "随申拍", "紧急", "次紧急")
+PHONE = re.compile(r"^(1[3-9]\d{9}|0\d{2,3}-?\d{7,8})$")
+OFFICE_EVENTS = {"受理", "派单", "延期审批", "审核", "回访", "结案", "不满退回"}
+UNIT_EVENTS = {"签收", "退单", "先行联系", "延期申请", "办结回复"}
+DEFAULT_PRESET = "baoshan-jianguanwei"
+
+
+def mask_phone(phone: str) -> str:
+    return phone[:3] + "****" + phone[-4:] if len(phone) >= 7 else "****"
+
+
+def mask_name(name: str) -> str:
+    return name[:1] + "*" * (len(name) - 1) if name else ""
+
+
+def next_number(s: Session, now: datetime) -> str:
+    """GD + date + a per-day counter taken with one atomic upsert, so concurrent creates never collide."""
+    day = now.astimezone(TZ).strftime("%Y%m%d")
+    if s.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    stmt = insert(WorkOrderCounter).values(day=day, last=1)
+    stmt = stmt.on_conflict_do_update(index_elements=["day"], set_={"last": WorkOrderCounter.last + 1})
+    last = s.execute(stmt.returning(WorkOrderCounter.last)).scalar_one()
+    return f"GD{day}{last:06d}"
+
+
+def _ticket_type(tags: list[str], preset_id: str) -> str:
+    handling = get_preset(preset_id).handling
+    for t in ("紧急", "次紧急", "扬言", "随申拍", "复核", "标签", "咨询", "普通"):
+        if t in tags and t in handling:
+            return t
+    return "default"
+
+
+def create_order(s: Session, actor: Actor, body: dict[str, Any], now: datetime, cal: WorkCalendar) -> WorkOrder:
+    if actor.role not in ("admin", "operator", "reviewer"):
+        raise PermissionDenied("只有热线办或话务员可以登记工单")
+    content = str(body.get("content") or "").strip()
+    if not content:
+        raise InvalidInput("诉求内容不能为空", field="content")
+    category = body.get("category")
+    if category not in CATEGORIES:
+        raise InvalidInput(f"category 须为：{'、'.join(CATEGORIES)}", field="category")
+    channel = body.get("channel")
+    if channel not in CHANNELS:
+        raise InvalidInput(f"channel 须为：{', '.join(CHANNELS)}", field="channel")
+    contact = body.get("contact") or {}
+    phone = re.sub(r"[\s-]", "", str(contact.get("phone") or "")) if contact.get("phone") else ""
+    if phone and not PHONE.match(phone):
+        raise InvalidInput("联系电话格式不对：手机号为 11 位数字（如 13812345678），座机如 021-12345678", field="phone")
+    tags = list(dict.fromkeys(body.get("tags") or ["普通"]))
+    bad = [t for t in tags if t not in TAGS]
+    if bad:
+        raise InvalidInput(f"未知标签 {bad[0]}；可用：{'、'.join(TAGS)}", field="tags")
+    preset_id = body.get("preset") or DEFAULT_PRESET
+    preset = get_preset(preset_id)
+    received_at = body.get("received_at")
+    if received_at is not None:
+        if actor.role != "admin":
+            raise PermissionDenied("只有热线办管理员可以补录受理时间（received_at）")
+        if received_at.tzinfo is None:
+            raise InvalidInput("received_at 须带时区", field="received_at")
+        if received_at > now:
+            raise InvalidInput("received_at 不能晚于现在", field="received_at")
+    received = received_at or now
+    ticket_type = _ticket_type(tags, preset_id)
+    due = deadlines(preset, received, cal, ticket_type)
+    order = WorkOrder(
+        number=next_number(s, now), channel=channel, category=category, content=content[:5000],
+        address=str(body.get("address") or "")[:500], contact_name=str(contact.get("name") or "")[:50],
+        contact_phone=phone, tags=tags, preset_id=preset_id, ticket_type=ticket_type, received_at=received,
+        created_by=actor.name, status="受理", unit=None, deadlines={k: d.public() for k, d in due.items()},
+    )
+    s.add(order)
+    s.flush()
+    events = [Event("受理", received, actor.name, {})]
+    unit = str(body.get("unit") or "").strip()
+    if unit:
+        events.append(Event("派单", received, actor.name, {"unit": unit}))
+    state = State()
+    for i, e in enumerate(events, start=1):
+        state = apply(state, e, preset, cal)
+        s.add(WorkOrderEvent(order_id=order.id, seq=i, kind=e.kind, at=e.at, actor=e.actor, data=e.data))
+    order.status, order.unit = state.status or "受理", state.unit
+    s.flush()
+    return order
+
+
+def get_order(s: Session, number: str, actor: Actor) -> WorkOrder:
+    order = s.scalar(select(WorkOrder).where(WorkOrder.number == number))
+    if order is None:
+        raise NotFound(f"工单 {number} 不存在")
+    if actor.role == "unit" and order.unit != actor.unit:
+        raise PermissionDenied("承办单位只能查看本单位的工单")
+    return order
+
+
+def events_of(s: Session, order: WorkOrder) -> list[WorkOrderEvent]:
+    return list(s.scalars(select(WorkOrderEvent).where(WorkOrderEvent.order_id == order.id)
+                          .order_by(WorkOrderEvent.seq)))
+
+
+def add_event(s: Session, actor: Actor, number: str, kind: str, data: dict[str, Any], now: datetime,
+              cal: WorkCalendar) -> tuple[WorkOrder, State]:
+    order = get_order(s, number, actor)
+    if kind in UNIT_EVENTS:
+        if not (actor.role == "admin" or (actor.role == "unit" and actor.unit == order.unit)):
+            raise PermissionDenied(f"“{kind}”须由承办单位“{order.unit}”操作")
+    elif kind in OFFICE_EVENTS and actor.role not in ("admin", "reviewer", "operator"):
+        raise PermissionDenied(f"“{kind}”须由热线办操作")
+    preset = get_preset(order.preset_id)
+    log = events_of(s, order)
+    state = replay([Event(e.kind, e.at, e.actor, e.data) for e in log], preset, cal)
+    state = apply(state, Event(kind, now, actor.name, data), preset, cal)
+    s.add(WorkOrderEvent(order_id=order.id, seq=len(log) + 1, kind=kind, at=now, actor=actor.name, data=data))
+    order.status, order.unit = state.status or order.status, state.unit
+    if kind == "不满退回":
+        recheck = preset.limits.get("callback_recheck")
+        if recheck is not None:
+            order.deadlines = {**order.deadlines, "callback_recheck": due(recheck, now, cal).public()}
+    s.flush()
+    return order, state
+
+
+def public(order: WorkOrder, actor: Actor, events: list[WorkOrderEvent] | None = None) -> dict[str, Any]:
+    """The order as this actor may see it: the office and the handling unit see contact details in full."""
+    full = actor.role == "admin" or (actor.role == "unit" and actor.unit == order.unit)
+    out: dict[str, Any] = {
+        "number": order.number, "status": order.status, "unit": order.unit, "channel": order.channel,
+        "category": order.category, "content": order.content, "address": order.address, "tags": order.tags,
+        "preset": order.preset_id, "ticket_type": order.ticket_type, "received_at": order.received_at.isoformat(),
+        "deadlines": {k: v["at"] for k, v in order.deadlines.items()},
+        "deadline_details": order.deadlines,
+        "contact": {"name": order.contact_name if full else mask_name(order.contact_name),
+                    "phone": order.contact_phone if full else mask_phone(order.contact_phone)
+                    if order.contact_phone else ""},
+    }
+    if events is not None:
+        out["events"] = [{"seq": e.seq, "kind": e.kind, "at": e.at.isoformat(), "actor": e.actor, "data": e.data}
+                         for e in events]
+    return out
