@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from api import workorders as svc
 from api.deps import ActorDep, NowDep, SessionDep
+from api.domain.replies import ReplyFacts, hotline_report, xinfang_reply
 from api.domain.sla import deadlines, get_preset, load_presets
 from kb import gaps
 from kb.errors import InvalidInput
@@ -89,3 +90,28 @@ def get_order(number: str, s: SessionDep, actor: ActorDep) -> dict[str, Any]:
 def add_event(number: str, body: EventIn, s: SessionDep, now: NowDep, actor: ActorDep) -> dict[str, Any]:
     order, _ = svc.add_event(s, actor, number, body.kind, body.data, now, gaps.load_calendar(s))
     return svc.public(order, actor, svc.events_of(s, order))
+
+
+class ReplyIn(BaseModel):
+    template: str = Field("hotline", pattern="^(hotline|xinfang)$")
+    findings: str = Field("", max_length=2000)
+    policy: str = Field("", max_length=1000)
+    measures: list[str] = Field(default_factory=list)
+    accepted: bool | None = None
+    requests: str = Field("", max_length=1000)
+    reasons: str = Field("", max_length=1000)
+    superior: str = Field("", max_length=100)
+
+
+@router.post("/{number}/reply-draft")
+def reply_draft(number: str, body: ReplyIn, s: SessionDep, now: NowDep, actor: ActorDep) -> dict[str, Any]:
+    """A reply filled from the order's facts (seed 004 附件2/附件3); unknown facts stay as [prompts]."""
+    order = svc.get_order(s, number, actor)
+    log = svc.events_of(s, order)
+    contacted = next((e.at for e in log if e.kind == "先行联系"), None)
+    result = next((e.data.get("result") for e in reversed(log) if e.kind == "办结回复"), None)
+    facts = ReplyFacts(caller=order.contact_name, content=order.content, category=order.category,
+                       unit=order.unit or "[承办单位]", contacted_at=contacted, result=result, today=now.date(),
+                       **body.model_dump(exclude={"template"}))
+    text = hotline_report(facts) if body.template == "hotline" else xinfang_reply(facts)
+    return {"number": order.number, "template": body.template, "text": text}

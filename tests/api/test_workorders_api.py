@@ -75,3 +75,18 @@ def test_admin_back_fills_received_at_and_deadlines_follow_the_calendar(client):
     preview = client.get("/api/v1/workorders/presets/baoshan-jianguanwei/deadlines",
                          params={"received_at": "2026-12-28T09:00:00+08:00"}).json()
     assert preview["deadlines"]["handling"]["provisional"] is True
+
+
+def test_reply_drafts_fill_known_facts_and_prompt_for_the_rest(client):
+    unit = make_token(client, "unit", "区建设和管理委员会")
+    n = client.post("/api/v1/workorders", json=ORDER, headers=admin()).json()["number"]
+    for kind, data in [("签收", {}), ("先行联系", {}), ("办结回复", {"result": "实际解决"})]:
+        client.post(f"/api/v1/workorders/{n}/events", json={"kind": kind, "data": data}, headers=unit)
+    r = client.post(f"/api/v1/workorders/{n}/reply-draft", headers=unit,
+                    json={"template": "hotline", "measures": ["责令工地22时后停止高噪声作业"], "accepted": True})
+    text = r.json()["text"]
+    assert "区建设和管理委员会工作人员与来电人张三" in text and "属实" in text and "表示接受" in text
+    assert "责令工地22时后停止高噪声作业" in text and "[所用政策依据]" in text
+    x = client.post(f"/api/v1/workorders/{n}/reply-draft", headers=unit, json={"template": "xinfang"}).json()["text"]
+    assert x.startswith("张三：") and "30 日内" in x and "[上一级行政机关]" in x
+    assert client.post(f"/api/v1/workorders/{n}/reply-draft", headers=unit, json={"template": "x"}).status_code == 422
