@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from api.domain.sla import deadlines, due, get_preset
+from api.domain.supervision import REPEAT_WINDOW, Earlier, find_repeat, supervision_entry
 from api.domain.workorder import Event, State, apply, replay
 from kb.entries import Actor
 from kb.errors import InvalidInput, NotFound, PermissionDenied
 from kb.models import WorkOrder, WorkOrderCounter, WorkOrderEvent
+from kb.text import TextProcessor
 from kb.workdays import TZ, WorkCalendar
 
 CATEGORIES = ("咨询", "求助", "投诉", "举报", "建议")
@@ -24,6 +27,11 @@ PHONE = re.compile(r"^(1[3-9]\d{9}|0\d{2,3}-?\d{7,8})$")
 OFFICE_EVENTS = {"受理", "派单", "延期审批", "审核", "回访", "结案", "不满退回"}
 UNIT_EVENTS = {"签收", "退单", "先行联系", "延期申请", "办结回复"}
 DEFAULT_PRESET = "baoshan-jianguanwei"
+
+
+@lru_cache(maxsize=1)
+def processor() -> TextProcessor:
+    return TextProcessor()
 
 
 def mask_phone(phone: str) -> str:
@@ -88,14 +96,32 @@ def create_order(s: Session, actor: Actor, body: dict[str, Any], now: datetime, 
     received = received_at or now
     ticket_type = _ticket_type(tags, preset_id)
     due = deadlines(preset, received, cal, ticket_type)
+    words = " ".join(processor().words(content))
+    since = received - REPEAT_WINDOW
+    address = str(body.get("address") or "").strip()
+    same = [c for c in (WorkOrder.contact_phone == phone if phone else None,
+                        WorkOrder.address == address if address else None) if c is not None]
+    candidates = s.scalars(select(WorkOrder).where(WorkOrder.received_at >= since, or_(*same))) if same else []
+    earlier = [Earlier(o.number, o.repeat_of or o.number, o.received_at, o.contact_phone, o.address,
+                       " ".join(processor().words(o.content))) for o in candidates]
+    repeat = find_repeat(phone, address, words, received, earlier)
     order = WorkOrder(
         number=next_number(s, now), channel=channel, category=category, content=content[:5000],
         address=str(body.get("address") or "")[:500], contact_name=str(contact.get("name") or "")[:50],
         contact_phone=phone, tags=tags, preset_id=preset_id, ticket_type=ticket_type, received_at=received,
         created_by=actor.name, status="受理", unit=None, deadlines={k: d.public() for k, d in due.items()},
+        repeat_of=repeat.root if repeat else None, supervision=[],
     )
     s.add(order)
     s.flush()
+    if repeat is not None:
+        chain = list(s.scalars(select(WorkOrder).where(
+            (WorkOrder.number == repeat.root) | (WorkOrder.repeat_of == repeat.root))))
+        order.repeat_count = len(chain)
+        threshold = preset.repeat_supervision_at or 3
+        if order.repeat_count >= threshold:
+            order.supervision = [supervision_entry("repeat", now, "系统", cal,
+                                                   note=f"同一事项第 {order.repeat_count} 次反映，首单 {repeat.root}")]
     events = [Event("受理", received, actor.name, {})]
     unit = str(body.get("unit") or "").strip()
     if unit:
@@ -137,6 +163,8 @@ def add_event(s: Session, actor: Actor, number: str, kind: str, data: dict[str, 
     state = apply(state, Event(kind, now, actor.name, data), preset, cal)
     s.add(WorkOrderEvent(order_id=order.id, seq=len(log) + 1, kind=kind, at=now, actor=actor.name, data=data))
     order.status, order.unit = state.status or order.status, state.unit
+    if kind == "回访" and data.get("satisfaction") == "不满意":
+        order.supervision = [*order.supervision, supervision_entry("unsatisfied", now, actor.name, cal)]
     if kind == "不满退回":
         recheck = preset.limits.get("callback_recheck")
         if recheck is not None:
@@ -154,6 +182,8 @@ def public(order: WorkOrder, actor: Actor, events: list[WorkOrderEvent] | None =
         "preset": order.preset_id, "ticket_type": order.ticket_type, "received_at": order.received_at.isoformat(),
         "deadlines": {k: v["at"] for k, v in order.deadlines.items()},
         "deadline_details": order.deadlines,
+        "repeat_of": order.repeat_of, "repeat_count": order.repeat_count,
+        "supervised": bool(order.supervision), "supervision": order.supervision,
         "contact": {"name": order.contact_name if full else mask_name(order.contact_name),
                     "phone": order.contact_phone if full else mask_phone(order.contact_phone)
                     if order.contact_phone else ""},
@@ -162,3 +192,32 @@ def public(order: WorkOrder, actor: Actor, events: list[WorkOrderEvent] | None =
         out["events"] = [{"seq": e.seq, "kind": e.kind, "at": e.at.isoformat(), "actor": e.actor, "data": e.data}
                          for e in events]
     return out
+
+
+def supervise(s: Session, actor: Actor, number: str, reason: str, note: str, working_days: int | None,
+              now: datetime, cal: WorkCalendar) -> WorkOrder:
+    if actor.role not in ("admin", "reviewer"):
+        raise PermissionDenied("督办由热线办发起")
+    if reason not in ("leader", "media", "other", "overdue", "unsatisfied", "repeat"):
+        raise InvalidInput("reason 须为 leader / media / other / overdue / unsatisfied / repeat", field="reason")
+    if working_days is not None and not 1 <= working_days <= 90:
+        raise InvalidInput("督办期限须为 1 到 90 个工作日", field="working_days")
+    order = get_order(s, number, actor)
+    if order.status == "结案":
+        raise InvalidInput(f"工单 {number} 已结案，无需督办")
+    order.supervision = [*order.supervision, supervision_entry(reason, now, actor.name, cal, note, working_days)]
+    s.flush()
+    return order
+
+
+def sweep_overdue(s: Session, now: datetime, cal: WorkCalendar) -> list[str]:
+    """Raises 督办 on every open order past its handling deadline that is not supervised for it yet."""
+    flagged = []
+    for order in s.scalars(select(WorkOrder).where(WorkOrder.status.not_in(("结案", "办结回复", "审核通过", "回访")))):
+        handling = order.deadlines.get("handling", {}).get("at")
+        if handling and datetime.fromisoformat(handling) < now and not any(
+                x.get("reason") == "overdue" for x in order.supervision):
+            order.supervision = [*order.supervision, supervision_entry("overdue", now, "系统", cal)]
+            flagged.append(order.number)
+    s.flush()
+    return flagged

@@ -240,6 +240,9 @@ class WorkOrder(Base):
     status: Mapped[str] = mapped_column(String(20), index=True)
     unit: Mapped[str | None] = mapped_column(String(100), nullable=True, index=True)
     deadlines: Mapped[dict[str, Any]]
+    repeat_of: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    repeat_count: Mapped[int] = mapped_column(Integer, default=1)
+    supervision: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
 
 
 class WorkOrderEvent(Base):

@@ -14,7 +14,7 @@ from api.deps import ActorDep, NowDep, SessionDep
 from api.domain.replies import ReplyFacts, hotline_report, xinfang_reply
 from api.domain.sla import deadlines, get_preset, load_presets
 from kb import gaps
-from kb.errors import InvalidInput
+from kb.errors import InvalidInput, PermissionDenied
 from kb.models import WorkOrder
 
 router = APIRouter(prefix="/api/v1/workorders", tags=["work orders"])
@@ -78,6 +78,26 @@ def list_orders(s: SessionDep, actor: ActorDep, status: str | None = None, unit:
     if unit:
         q = q.where(WorkOrder.unit == unit)
     return [svc.public(o, actor) for o in s.scalars(q.order_by(WorkOrder.id.desc()).limit(min(max(limit, 1), 500)))]
+
+
+class SuperviseIn(BaseModel):
+    reason: str = Field(pattern="^(leader|media|other|overdue|unsatisfied|repeat)$")
+    note: str = Field("", max_length=1000)
+    working_days: int | None = Field(None, ge=1, le=90)
+
+
+@router.post("/supervision/sweep")
+def sweep(s: SessionDep, now: NowDep, actor: ActorDep) -> dict[str, Any]:
+    """督办 for every open order past its handling deadline (run by the office, or on a schedule)."""
+    if actor.role != "admin":
+        raise PermissionDenied("只有热线办管理员可以批量督办")
+    return {"supervised": svc.sweep_overdue(s, now, gaps.load_calendar(s))}
+
+
+@router.post("/{number}/supervise")
+def supervise(number: str, body: SuperviseIn, s: SessionDep, now: NowDep, actor: ActorDep) -> dict[str, Any]:
+    order = svc.supervise(s, actor, number, body.reason, body.note, body.working_days, now, gaps.load_calendar(s))
+    return svc.public(order, actor)
 
 
 @router.get("/{number}")

@@ -90,3 +90,40 @@ def test_reply_drafts_fill_known_facts_and_prompt_for_the_rest(client):
     x = client.post(f"/api/v1/workorders/{n}/reply-draft", headers=unit, json={"template": "xinfang"}).json()["text"]
     assert x.startswith("张三：") and "30 日内" in x and "[上一级行政机关]" in x
     assert client.post(f"/api/v1/workorders/{n}/reply-draft", headers=unit, json={"template": "x"}).status_code == 422
+
+
+def test_third_repeat_raises_supervision_and_links_the_chain(client):
+    body = {**ORDER, "contact": {"phone": "13700001111"}, "address": "宝山区友谊路街道重复小区",
+            "content": "重复小区门口工地夜间施工噪声扰民"}
+    first = client.post("/api/v1/workorders", json=body, headers=admin()).json()
+    second = client.post("/api/v1/workorders", json={**body, "content": "重复小区工地晚上施工太吵了"}, headers=admin()).json()
+    third = client.post("/api/v1/workorders", json={**body, "contact": {"phone": "13900002222"},
+                                                      "content": "重复小区门口的工地半夜还在施工，吵得睡不着"},
+                        headers=admin()).json()
+    assert first["repeat_of"] is None and second["repeat_of"] == first["number"] and second["repeat_count"] == 2
+    assert not second["supervised"]
+    assert third["repeat_of"] == first["number"] and third["repeat_count"] == 3
+    assert third["supervised"] and third["supervision"][0]["reason"] == "repeat"
+    other = client.post("/api/v1/workorders", json={**body, "content": "咨询一下公积金怎么提取"}, headers=admin()).json()
+    assert other["repeat_of"] is None  # same caller, different matter
+
+
+def test_supervision_by_hand_on_unsatisfied_callback_and_on_overdue(client):
+    unit = make_token(client, "unit", "区建设和管理委员会")
+    n = client.post("/api/v1/workorders", json={**ORDER, "contact": {"phone": "13600003333"},
+                                                  "address": "张庙街道督办测试路1号"}, headers=admin()).json()["number"]
+    r = client.post(f"/api/v1/workorders/{n}/supervise", json={"reason": "media", "note": "晚报报道"}, headers=admin())
+    assert r.status_code == 200 and r.json()["supervision"][-1]["reason_text"] == "舆论媒体披露"
+    assert r.json()["supervision"][-1]["basis"].endswith("5个工作日内办理")
+    assert client.post(f"/api/v1/workorders/{n}/supervise", json={"reason": "boss"}, headers=admin()).status_code == 422
+    assert client.post(f"/api/v1/workorders/{n}/supervise", json={"reason": "media"}, headers=unit).status_code == 403
+    for kind, data, who in [("签收", {}, unit), ("办结回复", {"result": "解释说明"}, unit), ("审核", {"approved": True}, admin()),
+                            ("回访", {"satisfaction": "不满意"}, admin())]:
+        assert client.post(f"/api/v1/workorders/{n}/events", json={"kind": kind, "data": data}, headers=who).status_code == 200
+    o = client.get(f"/api/v1/workorders/{n}", headers=admin()).json()
+    assert [x["reason"] for x in o["supervision"]] == ["media", "unsatisfied"]
+    old = client.post("/api/v1/workorders", headers=admin(),
+                      json={**ORDER, "contact": {"phone": "13500004444"}, "received_at": "2026-09-01T09:00:00+08:00"})
+    swept = client.post("/api/v1/workorders/supervision/sweep", headers=admin()).json()["supervised"]
+    assert old.json()["number"] in swept
+    assert client.post("/api/v1/workorders/supervision/sweep", headers=admin()).json()["supervised"] == []
