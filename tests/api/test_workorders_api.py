@@ -127,3 +127,19 @@ def test_supervision_by_hand_on_unsatisfied_callback_and_on_overdue(client):
     swept = client.post("/api/v1/workorders/supervision/sweep", headers=admin()).json()["supervised"]
     assert old.json()["number"] in swept
     assert client.post("/api/v1/workorders/supervision/sweep", headers=admin()).json()["supervised"] == []
+
+
+def test_reports_export_and_chart(client):
+    r = client.get("/api/v1/reports/units", headers=admin())
+    assert r.status_code == 200
+    units = r.json()["units"]
+    assert units and units[0]["rank"] == 1 and "first_contact_rate" in units[0]
+    csv_text = client.get("/api/v1/reports/units/export", params={"format": "csv"}, headers=admin()).content.decode("utf-8-sig")
+    assert csv_text.splitlines()[0].startswith("排名,承办单位,工单数,先行联系率")
+    xlsx = client.get("/api/v1/reports/units/export", params={"format": "xlsx"}, headers=admin())
+    assert xlsx.content[:2] == b"PK"
+    page = client.get("/api/v1/reports/weekly/chart", headers=admin())
+    assert page.status_code == 200 and "<svg" in page.text
+    assert client.get("/api/v1/reports/units", headers=make_token(client, "unit", "区民政局")).status_code == 403
+    assert client.get("/api/v1/reports/units", params={"start": "2026-12-01", "end": "2026-01-01"},
+                      headers=admin()).status_code == 422
