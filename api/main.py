@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from api.bootstrap import load_demo_if_empty
-from api.routers import admin, gaps, kb, reports, search, workorders
+from api.routers import admin, gaps, intake, kb, reports, search, workorders
 from api.settings import Settings, get_settings
 from kb.db import make_engine, session_factory
 from kb.errors import KbError
@@ -55,6 +55,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] |
         return JSONResponse({"detail": f"请求有误：{first['field']} {first['message']}".strip(), "errors": errors},
                             status_code=422)
 
-    for r in (admin.router, search.router, kb.router, gaps.router, workorders.router, reports.router):
+    for r in (admin.router, search.router, kb.router, gaps.router, workorders.router, reports.router,
+              intake.router):
         app.include_router(r)
     return app
