@@ -186,9 +186,72 @@ def scale(n: int, work: Path, queries: list[str], rounds: int) -> None:
         log.close()
 
 
+# -- intake and work orders ------------------------------------------------------------------------------
+
+def intake() -> None:
+    from api.domain.intake_eval import evaluate
+
+    started = time.perf_counter()
+    emit(bench="intake.heldout", **evaluate(), seconds=round(time.perf_counter() - started, 2))
+
+
+def creates(backend: str, work: Path, n: int = 200, threads: int = 8) -> None:
+    """Work orders created concurrently through the service on a fresh database."""
+    import uuid
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sqlalchemy import create_engine, func, select, text
+
+    from api import workorders as svc
+    from api.migrate import upgrade
+    from kb.db import make_engine, session_factory, transaction
+    from kb.entries import Actor
+    from kb.models import WorkOrder
+    from kb.workdays import TZ, WorkCalendar
+
+    if backend == "sqlite":
+        url = f"sqlite:///{work / f'orders-{uuid.uuid4().hex[:8]}.db'}"
+        admin = None
+    else:
+        base = os.environ.get("HOTLINE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+        name = f"hotline_bench_{uuid.uuid4().hex[:8]}"
+        admin = create_engine("postgresql+psycopg://" + base.removeprefix("postgresql://"),
+                              isolation_level="AUTOCOMMIT")
+        with admin.connect() as c:
+            c.execute(text(f'CREATE DATABASE "{name}"'))
+        url = base.rsplit("/", 1)[0] + "/" + name
+    try:
+        upgrade(url)
+        engine = make_engine(url)
+        factory = session_factory(engine)
+        cal = WorkCalendar()
+        actor = Actor("压测话务员", "operator")
+
+        def one(i: int) -> str:
+            body = {"channel": "phone", "category": "求助", "content": f"第{i}号测试诉求：路灯不亮",
+                    "contact": {"phone": f"139{i:08d}"}, "unit": "区建设和管理委员会"}
+            with transaction(factory) as s:
+                return svc.create_order(s, actor, body, datetime.now(TZ), cal).number
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(threads) as pool:
+            numbers = list(pool.map(one, range(n)))
+        seconds = time.perf_counter() - started
+        with factory() as s:
+            stored = s.scalar(select(func.count()).select_from(WorkOrder))
+        emit(bench="workorders.create", backend=backend, orders=n, threads=threads, unique_numbers=len(set(numbers)),
+             stored=stored, creates_per_s=round(n / seconds, 1))
+        engine.dispose()
+    finally:
+        if admin is not None:
+            with admin.connect() as c:
+                c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--quality", action="store_true", help="only the quality figures")
+    ap.add_argument("--quality", action="store_true", help="only the quality figures (KB search and intake)")
     ap.add_argument("--sizes", type=int, nargs="*", default=[1000, 10000, 100000])
     ap.add_argument("--rounds", type=int, default=1, help="passes over the query set per size")
     ap.add_argument("--work", type=Path, default=None, help="scratch directory (default: a temp dir)")
@@ -196,8 +259,11 @@ def main() -> None:
     work = args.work or Path(tempfile.mkdtemp(prefix="hotline-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     quality(work)
+    intake()
     if args.quality:
         return
+    for backend in ("sqlite", "postgresql"):
+        creates(backend, work)
     from kb.evaluation import load_queries
 
     queries = [q.query for q in load_queries()]

@@ -1,0 +1,38 @@
+"""Intake quality on the held-out quarter of the labelled set (bench figures; floors asserted in tests)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from api.domain.intake import CATEGORIES, IntakeClassifier, is_heldout, load_labelled, load_units
+
+
+def evaluate(clf: IntakeClassifier | None = None) -> dict[str, Any]:
+    from sklearn.metrics import f1_score
+
+    examples = load_labelled()
+    train = [m for m in examples if not is_heldout(m)]
+    held = [m for m in examples if is_heldout(m)]
+    clf = clf or IntakeClassifier(train, load_units())
+    out = [(m, clf.classify(m.text)) for m in held]
+    accept_ok = sum(1 for m, r in out if r["accepted"] == (m.label in CATEGORIES))
+    emergencies = [(m, r) for m, r in out if m.label == "emergency"]
+    caught = sum(1 for _, r in emergencies if r["exclusion"] == "emergency")
+    cat = [(m.label, r["category"] or "") for m, r in out if m.label in CATEGORIES]
+    routed = [(m, r) for m, r in out if m.unit and r["accepted"]]
+    top3 = sum(1 for m, r in routed if m.unit in [u["unit"] for u in r["suggested_units"][:3]])
+    top1 = sum(1 for m, r in routed if r["suggested_units"] and r["suggested_units"][0]["unit"] == m.unit)
+    threats = [(m, r) for m, r in out if m.threat]
+    return {
+        "train": len(train), "heldout": len(held),
+        "accept_exclude_accuracy": round(accept_ok / max(1, len(out)), 4),
+        "emergencies": len(emergencies), "emergency_recall": round(caught / max(1, len(emergencies)), 4),
+        "category_macro_f1": round(float(f1_score([a for a, _ in cat], [b for _, b in cat], labels=list(CATEGORIES),
+                                                  average="macro", zero_division=0)), 4),
+        "exclusion_accuracy": round(sum(1 for m, r in out if m.label not in CATEGORIES
+                                        and r["exclusion"] == m.label) / max(1, sum(1 for m, _ in out
+                                                                                     if m.label not in CATEGORIES)), 4),
+        "routing_top1": round(top1 / max(1, len(routed)), 4), "routing_top3": round(top3 / max(1, len(routed)), 4),
+        "routed": len(routed),
+        "threat_recall": round(sum(1 for _, r in threats if r["threat"]) / max(1, len(threats)), 4),
+    }
