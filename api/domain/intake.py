@@ -41,21 +41,28 @@ ADVICE = {
     "designated_channel": "该事项有专门受理渠道（如纪检监察 12388、法院、检察院），请通过相应渠道反映。",
 }
 
-_NOW = r"(现在|正在|马上|快|赶紧|刚刚|刚才|还在|一直在|此刻|救命|快来)"
-_PAST = r"(上周|上个月|去年|前几天|前天|昨天|之前|以前|当时|已经处理|早就)"
+_NOW = r"(现在|正在|马上|赶紧|刚刚|刚才|刚|还在|一直在|此刻|救命|快来|站在|已经有人|还没停|在跑|在哭|在扑腾)"
+_PAST = (r"(上周|上个月|去年|前几天|前天|昨天|之前|以前|当时|已经处理|早就|那次|上次|过两次|过几次|好几次|几次了"
+         r"|遇到|万一|如果|假如|演练|怎么逃生)")  # past, repeated or hypothetical: not happening now
+# Danger words: each pattern alone describes a situation for 110 / 119 / 120.
 EMERGENCY_PATTERNS = [
-    r"(着火|起火|失火|火灾|烧起来|冒浓烟|火很大)",
-    r"(煤气|燃气|天然气).{0,6}(泄漏|漏气|味道?很重|漏了)",
-    r"(持刀|拿刀|砍人|捅人|抢劫|绑架|正在打人|打起来了|有人在偷|入室盗窃)",
-    r"(昏迷|晕倒|不省人事|大出血|流了很多血|喘不上气|心脏病发|中风了|抽搐)",
-    r"(溺水|落水|掉进河|掉河里|掉进水里)",
-    r"(被困|困在电梯|关在电梯)",
-    r"(车祸|撞车|被车撞).{0,10}(受伤|流血|倒地|不动)",
-    r"(要跳楼|站在楼顶|爬上楼顶|站在天台|要跳河|割腕|喝农药|吃了很多安眠药)",
+    r"(着火|起火|失火|火灾|烧起来|浓烟|冒烟|火苗|冒火花|爆炸|炸了|臭鸡蛋味|煤气味|燃气味|喊救命)",
+    r"(煤气|燃气|天然气|液化气|毒气|化学品|罐子).{0,12}(漏|泄|味|烟|辣)",
+    r"(拿着?(刀|菜刀|棍子|斧头|砍刀)|持刀|砍人|砍死|捅人|抢劫|抢了.{0,8}(包|钱|手机)|撬车|撬门|撬锁|打架"
+    r"|在打(我|人|孩子)|追人|绑架|砸门)",
+    r"(昏迷|晕倒|倒地|倒在地上|心脏病(犯|发)|叫不醒|没有?呼吸|不省人事|大出血|流了?(好多|很多)?血|喘不上气|抽搐|羊水破|要生了)",
+    r"(溺水|落水|掉(进|到)?(河|江|水)里|掉下去了|在水里漂|扑腾)",
+    r"(被困|困在|锁在车里|锁着个?小孩|关在电梯)",
+    r"(撞(了|到)?(车|人)|车祸).{0,15}(躺|受伤|流血|不动|倒地)",
+    r"((塌了|坍塌).{0,8}(压|人)|脚手架塌|压着人|电线断|触电|惨叫)",
 ]
+# Self-harm or violence only counts as an emergency when it is happening now; as a threat it is 扬言.
+SELF_HARM = r"(跳下去|跳楼|跳河|安眠药|农药|割腕|自焚|汽油|绑了东西|栏杆外|不想活)"
 THREAT_PATTERNS = [
-    r"(扬言|跳楼|自杀|轻生|不想活|活不下去|同归于尽|报复社会|杀了他|砍了他|炸了|弄死|拼命)",
-    r"(集体上访|进京|去北京上访|到市政府门口|拉横幅|堵路|围堵|静坐|联名闹|找媒体曝光闹大)",
+    r"(扬言|跳下去|跳楼|跳河|自杀|自焚|轻生|不想活|活不下去|同归于尽|鱼死网破|动手|拼了|拼命|报复|砍死|弄死|毒死|收拾了"
+    r"|汽油|点了|绑了东西|(去|站在|爬到|爬上).{0,8}(楼顶|塔吊|天台)|不怕坐牢)",
+    r"(集体.{0,4}上访|上访|进京|去北京|讨说法|一起(去|到).{0,8}(政府|门口)|堵路|把.{0,6}路?堵|拉横幅|静坐"
+    r"|门口坐着|闹大|别怪我|不走)",
 ]
 
 
@@ -65,11 +72,42 @@ def _any(patterns: list[str], text: str) -> bool:
 
 def is_emergency(text: str) -> bool:
     """Danger happening now. A past incident is not an emergency unless the text also says it goes on."""
-    if not _any(EMERGENCY_PATTERNS, text):
+    now = re.search(_NOW, text) is not None
+    if re.search(SELF_HARM, text) and (now or re.search(r"(手里拿着|身上|吃了|打不通)", text)):
+        return True
+    if now and re.search(r"(堵了|正在堵|已经.{0,8}堵|拉起了?横幅|正在静坐)", text):  # a mass incident under way
+        return True
+    if not _any(EMERGENCY_PATTERNS, text) or re.search(r"(已经扑灭|已经灭了|火灭了|已经处理好|已经送医)", text):
         return False
-    if re.search(_PAST, text) and not re.search(_NOW, text):
-        return False
-    return True
+    return now or not re.search(_PAST, text)
+
+
+# Exclusions stated in so many words; anything subtler is left to the model.
+EXCLUSION_PATTERNS = {
+    "litigation": r"(起诉|诉讼|开庭|打官司|官司|仲裁委|申请了?(劳动)?仲裁|行政复议|复议期间|法院(已经?)?判|判决"
+                  r"|二审|一审|上诉|法院执行|强制执行)",
+    "military": r"(部队|军队|军营|营区|军区|现役|服役|武警|军事管理区|军医院|随军|军用)",
+    "secret": r"(涉密|保密项目|国家秘密|机密|导弹|国防项目"
+              r"|(查|告诉我|知道).{0,12}(住在哪|住哪|家住|电话号码|开房记录|户籍信息))",
+    "designated_channel": r"(收红包|受贿|贪污|腐败|好处费|保护费|公车私用|以权谋私|进了自己的腰包|纪委|监委|12388"
+                          r"|人大代表选举|选民名单|给钱就能进|收钱办事"
+                          # railways and airlines have channels of their own
+                          r"|(高铁|火车|列车)(?!站)|列车员|12306|铁路局|航班|航空公司)",
+    # another province or city; not 长江西路, and not "去北京" (a petition threat about a local matter)
+    "out_of_jurisdiction": r"(安徽|江苏|浙江|(?<!长)江西|河南|河北|山东|山西|湖南|湖北|四川|重庆|广东|广西|福建|云南"
+                           r"|贵州|陕西|甘肃|黑龙江|吉林|辽宁|内蒙古|新疆|天津|(?<![去到上进])北京|杭州|苏州|南京|昆山"
+                           r"|无锡|宁波|深圳|广州)",
+}
+LOCAL = r"(宝山|松江|上海|本市|本区|街道|居委)"
+
+
+def rule_exclusion(text: str) -> str | None:
+    for code, pattern in EXCLUSION_PATTERNS.items():
+        if re.search(pattern, text):
+            if code == "out_of_jurisdiction" and re.search(LOCAL, text):
+                continue  # a local matter of someone from elsewhere; let the model weigh it
+            return code
+    return None
 
 
 def is_threat(text: str) -> bool:
@@ -166,6 +204,10 @@ class IntakeClassifier:
 
         self.scope = model().fit(texts, [m.label for m in examples])
         routed = [(t, m.unit) for t, m in zip(texts, examples, strict=True) if m.unit]
+        # The directory itself teaches the router too: every duty statement, keyword and place of a unit.
+        for u in units:
+            routed.append((normalize(u.duties), u.name))
+            routed.extend((normalize(w), u.name) for w in (*u.keywords, *u.streets))
         self.router = model().fit([t for t, _ in routed], [u for _, u in routed]) if routed else None
 
     def classify(self, text: str) -> dict[str, Any]:
@@ -174,12 +216,12 @@ class IntakeClassifier:
         if is_emergency(norm):
             return self._excluded("emergency", 1.0, threat, "描述的是正在发生的危险", category=None)
         probs = dict(zip(self.scope.classes_, self.scope.predict_proba([norm])[0], strict=True))
-        label = max(probs, key=probs.__getitem__)
+        label = rule_exclusion(norm) or max(probs, key=probs.__getitem__)
         if probs.get("emergency", 0.0) >= 0.5:  # the model may see an emergency the rules missed; never the reverse
             return self._excluded("emergency", probs["emergency"], threat, "内容与紧急求助相似", category=None)
         best_category = max(CATEGORIES, key=lambda c: probs.get(c, 0.0))
         if label in EXCLUSIONS and label != "emergency":
-            return self._excluded(label, probs[label], threat, "", category=best_category)
+            return self._excluded(label, probs.get(label, 1.0), threat, "", category=best_category)
         category = label if label in CATEGORIES else best_category
         unit_scores = {}
         if self.router is not None:

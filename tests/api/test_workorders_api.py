@@ -143,3 +143,15 @@ def test_reports_export_and_chart(client):
     assert client.get("/api/v1/reports/units", headers=make_token(client, "unit", "区民政局")).status_code == 403
     assert client.get("/api/v1/reports/units", params={"start": "2026-12-01", "end": "2026-01-01"},
                       headers=admin()).status_code == 422
+
+
+def test_classify_endpoint(client):
+    r = client.post("/api/v1/intake/classify", json={"text": "小区门口的路灯坏了一个星期了，晚上很黑"})
+    body = r.json()
+    assert r.status_code == 200 and body["accepted"] and body["category"] in ("求助", "投诉")
+    assert {"exclusion", "reason", "rule", "advice", "urgency", "threat", "suggested_units", "confidence"} <= set(body)
+    fire = client.post("/api/v1/intake/classify", json={"text": "楼下着火了，火很大"}).json()
+    assert fire["exclusion"] == "emergency" and "119" in fire["advice"]
+    assert client.post("/api/v1/intake/classify", json={"text": "  "}).status_code == 422
+    assert client.post("/api/v1/intake/classify", json={"text": "啊" * 5001}).status_code == 422
+    assert client.post("/api/v1/intake/classify", json={"text": "😀 hello"}).status_code == 200
