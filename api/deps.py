@@ -57,6 +57,8 @@ def get_actor(
     token = cred.credentials
     if token == request.app.state.settings.admin_token:
         return Actor("热线办管理员", "admin")
+    if token == request.app.state.settings.bot_token:
+        return Actor("对话机器人", "bot")
     row = s.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash(token)))
     if row is None or row.revoked:
         raise Unauthorized("令牌无效或已吊销")
@@ -82,3 +84,4 @@ OptionalActor = Annotated[Actor | None, Depends(get_actor)]
 ActorDep = Annotated[Actor, Depends(require_actor)]
 AdminDep = Annotated[Actor, Depends(require_roles("admin"))]
 StaffDep = Annotated[Actor, Depends(require_roles("admin", "reviewer", "unit", "operator"))]
+BotOrStaffDep = Annotated[Actor, Depends(require_roles("admin", "reviewer", "unit", "operator", "bot"))]

@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from api.bootstrap import load_demo_if_empty
-from api.routers import admin, gaps, intake, kb, reports, search, workorders
+from api.routers import admin, gaps, handoffs, intake, kb, reports, search, workorders
 from api.settings import Settings, get_settings
 from kb.db import make_engine, session_factory
 from kb.errors import KbError
@@ -56,6 +56,6 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] |
                             status_code=422)
 
     for r in (admin.router, search.router, kb.router, gaps.router, workorders.router, reports.router,
-              intake.router):
+              intake.router, handoffs.router):
         app.include_router(r)
     return app

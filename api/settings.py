@@ -24,6 +24,8 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("./var"), alias="HOTLINE_DATA_DIR")
     database_url: str | None = Field(None, alias="DATABASE_URL")
     admin_token: str | None = Field(None, alias="HOTLINE_ADMIN_TOKEN")
+    # The dialogue bot's action server acts for citizens with this token (role "bot").
+    bot_token: str | None = Field(None, alias="HOTLINE_BOT_TOKEN")
     load_demo_kb: bool = Field(True, alias="HOTLINE_LOAD_DEMO_KB")
     kb_encoder: str | None = Field("BAAI/bge-small-zh-v1.5", alias="KB_ENCODER")
     index_poll_seconds: float = Field(1.0, alias="HOTLINE_INDEX_POLL_SECONDS")
@@ -33,12 +35,16 @@ class Settings(BaseSettings):
         if self.admin_token in PLACEHOLDER_TOKENS or self.admin_token is None:
             if self.environment != "development":
                 raise ValueError("HOTLINE_ADMIN_TOKEN must be set to a real secret outside development")
-            self.admin_token = self._dev_token()
+            self.admin_token = self._dev_token("admin_token")
+        if self.bot_token in PLACEHOLDER_TOKENS or self.bot_token is None:
+            if self.environment != "development":
+                raise ValueError("HOTLINE_BOT_TOKEN must be set to a real secret outside development")
+            self.bot_token = self._dev_token("bot_token")
         return self
 
-    def _dev_token(self) -> str:
-        """Development only: one generated token kept under the data dir, so restarts keep it."""
-        path = self.data_dir / "admin_token"
+    def _dev_token(self, name: str) -> str:
+        """Development only: a generated token kept under the data dir, so restarts (and the bot) keep it."""
+        path = self.data_dir / name
         if path.exists():
             return path.read_text().strip()
         self.data_dir.mkdir(parents=True, exist_ok=True)

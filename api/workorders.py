@@ -64,8 +64,11 @@ def _ticket_type(tags: list[str], preset_id: str) -> str:
 
 
 def create_order(s: Session, actor: Actor, body: dict[str, Any], now: datetime, cal: WorkCalendar) -> WorkOrder:
-    if actor.role not in ("admin", "operator", "reviewer"):
-        raise PermissionDenied("只有热线办或话务员可以登记工单")
+    if actor.role not in ("admin", "operator", "reviewer", "bot"):
+        raise PermissionDenied("只有热线办、话务员或对话机器人可以登记工单")
+    if actor.role == "bot" and (body.get("unit") or body.get("received_at") is not None):
+        # Citizens' orders are registered (受理) only; dispatch and back-filling stay with the office.
+        raise PermissionDenied("对话机器人登记的工单不能指定承办单位或受理时间")
     content = str(body.get("content") or "").strip()
     if not content:
         raise InvalidInput("诉求内容不能为空", field="content")
@@ -221,3 +224,22 @@ def sweep_overdue(s: Session, now: datetime, cal: WorkCalendar) -> list[str]:
             flagged.append(order.number)
     s.flush()
     return flagged
+
+
+def progress(s: Session, number: str, phone_last4: str) -> dict[str, Any]:
+    """What a citizen may learn about their own order, once they prove it with the phone's last four digits.
+
+    A wrong number and a wrong tail get the same answer, so the endpoint cannot be used to probe for numbers."""
+    if not re.fullmatch(r"\d{4}", phone_last4 or ""):
+        raise InvalidInput("请提供登记电话的后四位数字", field="phone_last4")
+    order = s.scalar(select(WorkOrder).where(WorkOrder.number == number.strip().upper()))
+    if order is None or not order.contact_phone or not order.contact_phone.endswith(phone_last4):
+        raise NotFound("工单号与电话后四位不匹配，请核对后再试")
+    log = events_of(s, order)
+    result = next((e.data.get("result") for e in reversed(log) if e.kind == "办结回复"), None)
+    return {
+        "number": order.number, "status": order.status, "unit": order.unit, "category": order.category,
+        "received_at": order.received_at.isoformat(), "deadlines": {k: v["at"] for k, v in order.deadlines.items()},
+        "last_event": {"kind": log[-1].kind, "at": log[-1].at.isoformat()} if log else None,
+        "result": result, "supervised": bool(order.supervision),
+    }

@@ -267,3 +267,21 @@ class WorkOrderCounter(Base):
 
     day: Mapped[str] = mapped_column(String(8), primary_key=True)
     last: Mapped[int] = mapped_column(Integer)
+
+
+class Handoff(Base):
+    """A conversation the bot hands to a human operator: on request, on threat wording, or when it is stuck."""
+
+    __tablename__ = "handoffs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    sender_id: Mapped[str] = mapped_column(String(128), index=True)
+    channel: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(String(20))
+    threat: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    text: Mapped[str] = mapped_column(Text, default="")
+    transcript: Mapped[list[str]] = mapped_column(JSON, default=list)
+    status: Mapped[str] = mapped_column(String(20), index=True, default="waiting")
+    created_at: Mapped[datetime]
+    taken_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    taken_at: Mapped[datetime | None] = mapped_column(nullable=True)

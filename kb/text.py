@@ -19,7 +19,7 @@ import jieba
 from opencc import OpenCC
 
 DATA_DIR = Path(__file__).parent / "data"
-GOV_TERMS_FILE = DATA_DIR / "gov_terms.txt"
+GOV_TERMS_FILE = DATA_DIR / "jieba" / "gov_terms.txt"  # also the Rasa JiebaTokenizer dictionary dir
 
 jieba.setLogLevel(logging.WARNING)
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from api import workorders as svc
-from api.deps import ActorDep, NowDep, SessionDep
+from api.deps import ActorDep, BotOrStaffDep, NowDep, SessionDep
 from api.domain.replies import ReplyFacts, hotline_report, xinfang_reply
 from api.domain.sla import deadlines, get_preset, load_presets
 from kb import gaps
@@ -98,6 +98,16 @@ def sweep(s: SessionDep, now: NowDep, actor: ActorDep) -> dict[str, Any]:
 def supervise(number: str, body: SuperviseIn, s: SessionDep, now: NowDep, actor: ActorDep) -> dict[str, Any]:
     order = svc.supervise(s, actor, number, body.reason, body.note, body.working_days, now, gaps.load_calendar(s))
     return svc.public(order, actor)
+
+
+class ProgressIn(BaseModel):
+    phone_last4: str = Field(min_length=1, max_length=10)
+
+
+@router.post("/{number}/progress")
+def progress(number: str, body: ProgressIn, s: SessionDep, actor: BotOrStaffDep) -> dict[str, Any]:
+    """A citizen's own progress query (via the bot), proven by the last four digits of the phone on the order."""
+    return svc.progress(s, number, body.phone_last4.strip())
 
 
 @router.get("/{number}")

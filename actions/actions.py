@@ -1,0 +1,415 @@
+"""Rasa custom actions: thin glue between the conversation and the core API.
+
+The API decides (search decision, scope, time limits, numbers); actions only carry words across and pick
+which response of bot/domain.yml to show. Every API call may fail: the citizen then gets a polite message and
+a handoff offer, never a raw error.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+from datetime import datetime
+from typing import Any
+
+from rasa_sdk import Action, FormValidationAction, Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from actions.client import ApiRefused, ApiUnavailable, api
+
+logger = logging.getLogger(__name__)
+
+INTENT_CATEGORY = {"complain": "投诉", "seek_help": "求助", "report_violation": "举报", "suggest": "建议"}
+PHONE = re.compile(r"(1[3-9]\d{9}|0\d{2,3}-?\d{7,8})")
+ORDER_NUMBER = re.compile(r"GD\d{14}")
+PLACE_HINT = re.compile(r"[路街弄号村镇区园苑里坊楼门口站桥巷道场湾城院店小区广场公园]")
+CANCEL_WORDS = ("取消", "算了", "不登记了", "不办了", "不用登记", "不投诉了")
+ANONYMOUS_WORDS = ("匿名", "不留", "不想留", "不方便", "不用了", "不告诉", "保密")
+UNKNOWN_TIME_WORDS = ("不记得", "记不清", "忘了", "不清楚", "不知道")
+MAX_FAILURES = 3
+ORDER_SLOTS = ("description", "address", "when", "phone", "name", "category", "intake_tags", "checked_text")
+
+
+def normalize(text: str) -> str:
+    """Full-width digits and letters to half width, as citizens type them on phones."""
+    return unicodedata.normalize("NFKC", text or "").strip()
+
+
+def channel_of(tracker: Tracker) -> str:
+    return "wechat" if tracker.get_latest_input_channel() == "wechat" else "web"
+
+
+def user_text(tracker: Tracker) -> str:
+    """The citizen's words; a button payload (/intent) carries none."""
+    text = (tracker.latest_message.get("text") or "").strip()
+    return "" if text.startswith("/") else text
+
+
+def fmt_time(iso: str | None) -> str:
+    if not iso:
+        return "（待定）"
+    dt = datetime.fromisoformat(iso)
+    return f"{dt.year}年{dt.month}月{dt.day}日 {dt:%H:%M}"
+
+
+def recent_user_texts(tracker: Tracker, n: int = 10) -> list[str]:
+    texts = [e.get("text") or "" for e in tracker.events if e.get("event") == "user"]
+    return [t for t in texts if t][-n:]
+
+
+class ActionAnswerPolicy(Action):
+    def name(self) -> str:
+        return "action_answer_policy"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        query = user_text(tracker)
+        if not query:
+            dispatcher.utter_message(response="utter_ask_policy_question")
+            return []
+        in_form = tracker.active_loop_name is not None
+        try:
+            res = await api().search(query, channel_of(tracker))
+        except (ApiUnavailable, ApiRefused) as e:
+            logger.warning("search failed: %s", e)
+            dispatcher.utter_message(response="utter_api_unavailable")
+            return [] if in_form else [SlotSet("context", "offer_human")]
+        results = res.get("results") or []
+        if res["decision"] == "answer" and results:
+            top = results[0]
+            dispatcher.utter_message(response="utter_policy_answer", answer=top["answer"],
+                                     policy_basis=top.get("policy_basis") or "（无）", entry_id=top["entry_id"],
+                                     version=top["version"], unit=top.get("unit") or "")
+            events: list[EventType] = [SlotSet("last_entry_id", top["entry_id"]),
+                                       SlotSet("last_entry_version", float(top["version"])),
+                                       SlotSet("last_question", query)]
+            if not in_form:  # mid-form the form's own question follows instead
+                dispatcher.utter_message(response="utter_ask_helpful")
+                events.append(SlotSet("context", "answered"))
+            return events
+        if res["decision"] == "clarify" and results:
+            none_title = domain.get("responses", {}).get("utter_clarify_none", [{}])[0].get("text", "转人工")
+            buttons = [{"title": r["question"], "payload": r["question"]} for r in results[:3]]
+            buttons.append({"title": none_title, "payload": "/request_human"})
+            dispatcher.utter_message(response="utter_clarify", buttons=buttons)
+            return [SlotSet("last_question", query)] + ([] if in_form else [SlotSet("context", "clarify")])
+        gap_id = res.get("gap_id")
+        if gap_id:
+            dispatcher.utter_message(response="utter_no_answer", gap_id=gap_id)
+        else:
+            dispatcher.utter_message(response="utter_no_answer_unrecorded")
+        return [SlotSet("last_question", query), SlotSet("last_entry_id", None)] + (
+            [] if in_form else [SlotSet("context", "no_answer")])
+
+
+class ActionFileCorrection(Action):
+    def name(self) -> str:
+        return "action_file_correction"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        entry_id = tracker.get_slot("last_entry_id")
+        if not entry_id:
+            dispatcher.utter_message(response="utter_correction_no_answer")
+            return []
+        version = int(tracker.get_slot("last_entry_version") or 0) or None
+        comment = user_text(tracker) or "（市民选择了“答案不对或已过时”，未说明原因）"
+        try:
+            gap = await api().correction(entry_id, version, comment, channel_of(tracker))  # type: ignore[arg-type]
+        except (ApiUnavailable, ApiRefused) as e:
+            logger.warning("correction failed: %s", e)
+            dispatcher.utter_message(response="utter_api_unavailable")
+            return [SlotSet("context", "offer_human")]
+        dispatcher.utter_message(response="utter_correction_filed", gap_id=gap["id"], entry_id=entry_id,
+                                 version=version, question=tracker.get_slot("last_question") or "")
+        return [SlotSet("context", None)]
+
+
+def _scope_events(result: dict[str, Any], dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
+    """Emergency first, then threat, then exclusion; what remains is accepted."""
+    if result.get("exclusion") == "emergency" or result.get("urgency") == "emergency":
+        dispatcher.utter_message(response="utter_emergency")
+        return [SlotSet("scope", "emergency")]
+    if result.get("threat"):
+        dispatcher.utter_message(response="utter_threat")
+        return [SlotSet("scope", "threat")]
+    if not result.get("accepted"):
+        dispatcher.utter_message(response="utter_excluded", reason=result.get("reason") or "",
+                                 advice=result.get("advice") or "", rule=result.get("rule") or "")
+        return [SlotSet("scope", "excluded")]
+    return []
+
+
+async def _threat_handoff(tracker: Tracker, text: str) -> None:
+    try:
+        await api().handoff({"sender_id": tracker.sender_id, "channel": channel_of(tracker), "reason": "threat",
+                             "threat": True, "text": text, "transcript": recent_user_texts(tracker)})
+    except (ApiUnavailable, ApiRefused) as e:  # the words were already answered; log loudly for the office
+        logger.error("threat handoff could not be recorded for %s: %s", tracker.sender_id, e)
+
+
+class ActionCheckScope(Action):
+    """Scope check (受理范围) of a complaint / help / report / suggestion before any form opens."""
+
+    def name(self) -> str:
+        return "action_check_scope"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        intent = (tracker.latest_message.get("intent") or {}).get("name")
+        text = user_text(tracker)
+        entities = {e["entity"]: e["value"] for e in tracker.latest_message.get("entities") or []}
+        fresh: list[EventType] = [SlotSet(s, None) for s in ORDER_SLOTS] + [
+            SlotSet("form_failures", 0.0), SlotSet("context", None), SlotSet("order_number", None),
+            SlotSet("address", entities.get("address")), SlotSet("when", entities.get("time")),
+            SlotSet("phone", entities.get("phone"))]
+        category = INTENT_CATEGORY.get(intent or "", "投诉")
+        if len(text) < 6:  # a button or a bare "我要投诉": the description, asked by the form, is checked then
+            dispatcher.utter_message(response="utter_scope_accepted", category=category)
+            return [*fresh, SlotSet("category", category), SlotSet("scope", "accepted")]
+        try:
+            result = await api().classify(text)
+        except (ApiUnavailable, ApiRefused) as e:
+            logger.warning("classify failed: %s", e)
+            dispatcher.utter_message(response="utter_api_unavailable")
+            return [*fresh, SlotSet("scope", "unavailable"), SlotSet("context", "offer_human")]
+        decided = _scope_events(result, dispatcher, tracker)
+        if decided:
+            if result.get("threat"):
+                await _threat_handoff(tracker, text)
+            return [*fresh, *decided]
+        category = result.get("category") or category
+        tags = ["紧急"] if result.get("urgency") == "urgent" else ["普通"]
+        dispatcher.utter_message(response="utter_scope_accepted", category=category)
+        return [*fresh, SlotSet("category", category), SlotSet("description", text), SlotSet("checked_text", text),
+                SlotSet("intake_tags", tags), SlotSet("scope", "accepted")]
+
+
+class ActionStartConsultation(Action):
+    """查无 → the citizen wants a 咨询 work order: the question is the content, only contact details are asked."""
+
+    def name(self) -> str:
+        return "action_start_consultation"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        question = tracker.get_slot("last_question") or ""
+        dispatcher.utter_message(response="utter_scope_accepted", category="咨询")
+        return [SlotSet(s, None) for s in ORDER_SLOTS] + [
+            SlotSet("category", "咨询"), SlotSet("description", question), SlotSet("checked_text", question),
+            SlotSet("address", "（咨询事项，无具体地点）"), SlotSet("when", "（咨询事项）"),
+            SlotSet("intake_tags", ["咨询"]), SlotSet("form_failures", 0.0), SlotSet("scope", "accepted"),
+            SlotSet("context", None), SlotSet("order_number", None)]
+
+
+def _fail(slot: str, response: str, dispatcher: CollectingDispatcher, tracker: Tracker) -> dict[str, Any]:
+    """One more failed answer; at the third the form stops and offers a human instead of looping."""
+    failures = int(tracker.get_slot("form_failures") or 0) + 1
+    if failures >= MAX_FAILURES:
+        dispatcher.utter_message(response="utter_form_give_up")
+        return {slot: None, "form_failures": 0.0, "requested_slot": None, "scope": None, "context": "offer_human"}
+    dispatcher.utter_message(response=response)
+    return {slot: None, "form_failures": float(failures)}
+
+
+def _cancelled(text: str, dispatcher: CollectingDispatcher, slot: str) -> dict[str, Any] | None:
+    if any(w in text for w in CANCEL_WORDS) and len(text) <= 12:
+        dispatcher.utter_message(response="utter_order_cancelled")
+        return {slot: None, "requested_slot": None, "scope": None, "form_failures": 0.0}
+    return None
+
+
+class ValidateComplaintForm(FormValidationAction):
+    def name(self) -> str:
+        return "validate_complaint_form"
+
+    async def validate_description(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
+                                   domain: DomainDict) -> dict[str, Any]:
+        text = normalize(str(value or ""))
+        if (stop := _cancelled(text, dispatcher, "description")) is not None:
+            return stop
+        if len(text) < 5 or text.startswith("/"):
+            return _fail("description", "utter_invalid_description", dispatcher, tracker)
+        if text == tracker.get_slot("checked_text"):
+            return {"description": text, "form_failures": 0.0}
+        try:
+            result = await api().classify(text)
+        except (ApiUnavailable, ApiRefused) as e:  # the office re-checks scope anyway; do not lose the citizen
+            logger.warning("classify failed in form: %s", e)
+            return {"description": text, "checked_text": text, "form_failures": 0.0}
+        decided = _scope_events(result, dispatcher, tracker)
+        if decided:
+            if result.get("threat"):
+                await _threat_handoff(tracker, text)
+            return {"description": None, "requested_slot": None, **{e["name"]: e["value"] for e in decided}}
+        tags = ["紧急"] if result.get("urgency") == "urgent" else (tracker.get_slot("intake_tags") or ["普通"])
+        return {"description": text, "checked_text": text, "form_failures": 0.0, "intake_tags": tags,
+                "category": tracker.get_slot("category") or result.get("category") or "投诉"}
+
+    def validate_address(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
+                         domain: DomainDict) -> dict[str, Any]:
+        text = normalize(str(value or ""))
+        if (stop := _cancelled(text, dispatcher, "address")) is not None:
+            return stop
+        text = re.sub(r"^(在|就在|地址是|地点是|位置在)", "", text)
+        if len(text) >= 3 and PLACE_HINT.search(text) and "不知道" not in text:
+            return {"address": text[:200], "form_failures": 0.0}
+        return _fail("address", "utter_invalid_address", dispatcher, tracker)
+
+    def validate_when(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
+                      domain: DomainDict) -> dict[str, Any]:
+        text = normalize(str(value or ""))
+        if (stop := _cancelled(text, dispatcher, "when")) is not None:
+            return stop
+        if any(w in text for w in UNKNOWN_TIME_WORDS):
+            return {"when": "不详", "form_failures": 0.0}
+        if len(text) >= 2 and not text.startswith("/"):
+            return {"when": text[:100], "form_failures": 0.0}
+        return _fail("when", "utter_invalid_when", dispatcher, tracker)
+
+    def validate_phone(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
+                       domain: DomainDict) -> dict[str, Any]:
+        text = normalize(str(value or ""))
+        if (stop := _cancelled(text, dispatcher, "phone")) is not None:
+            return stop
+        compact = re.sub(r"[\s\-—－]", "", text)
+        m = PHONE.search(compact) or PHONE.search(text)
+        if m and not re.search(r"\d", compact[m.end():m.end() + 1] or ""):
+            return {"phone": m.group(1), "form_failures": 0.0}
+        return _fail("phone", "utter_invalid_phone", dispatcher, tracker)
+
+    def validate_name(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
+                      domain: DomainDict) -> dict[str, Any]:
+        text = normalize(str(value or ""))
+        intent = (tracker.latest_message.get("intent") or {}).get("name")
+        if intent == "deny" or any(w in text for w in ANONYMOUS_WORDS) or text.startswith("/"):
+            return {"name": "匿名", "form_failures": 0.0}
+        text = re.sub(r"^(我叫|我是|叫我|我姓|姓|免贵姓)", "", text).strip("。，, ")
+        return {"name": text[:20] or "匿名", "form_failures": 0.0}
+
+
+class ActionSummarizeOrder(Action):
+    """After the form: read everything back and ask for confirmation (unless the form stopped early)."""
+
+    def name(self) -> str:
+        return "action_summarize_order"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        slots = {s: tracker.get_slot(s) for s in ("category", "description", "address", "when", "phone", "name")}
+        if tracker.get_slot("scope") != "accepted" or not all(slots.values()):
+            return [SlotSet("scope", None)]
+        dispatcher.utter_message(response="utter_order_summary", **slots)
+        return [SlotSet("context", "confirm_order")]
+
+
+class ActionSubmitOrder(Action):
+    def name(self) -> str:
+        return "action_submit_order"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        if tracker.get_slot("order_number"):  # a repeated confirmation must not make a second order
+            dispatcher.utter_message(response="utter_order_already_created", number=tracker.get_slot("order_number"))
+            return [SlotSet("context", None)]
+        name = tracker.get_slot("name") or ""
+        when = tracker.get_slot("when") or ""
+        body = {
+            "channel": channel_of(tracker), "category": tracker.get_slot("category") or "投诉",
+            "content": (tracker.get_slot("description") or "") + (f"\n发生时间：{when}" if when else ""),
+            "address": tracker.get_slot("address") or "",
+            "contact": {"name": "" if name == "匿名" else name, "phone": tracker.get_slot("phone") or ""},
+            "tags": tracker.get_slot("intake_tags") or ["普通"],
+        }
+        try:
+            order = await api().create_order(body)
+        except ApiRefused as e:
+            dispatcher.utter_message(response="utter_order_failed", reason=e.message)
+            return [SlotSet("context", "offer_human")]
+        except ApiUnavailable as e:
+            logger.warning("create order failed: %s", e)
+            dispatcher.utter_message(response="utter_api_unavailable")
+            return [SlotSet("context", "offer_human")]
+        due = order.get("deadlines") or {}
+        dispatcher.utter_message(response="utter_order_created", number=order["number"],
+                                 first_contact=fmt_time(due.get("first_contact")), handling=fmt_time(due.get("handling")))
+        return [SlotSet("order_number", order["number"]), SlotSet("context", None), SlotSet("scope", None)]
+
+
+class ActionCancelOrder(Action):
+    def name(self) -> str:
+        return "action_cancel_order"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        dispatcher.utter_message(response="utter_order_cancelled")
+        return [SlotSet(s, None) for s in ORDER_SLOTS] + [SlotSet("context", None), SlotSet("scope", None)]
+
+
+class ValidateProgressForm(FormValidationAction):
+    def name(self) -> str:
+        return "validate_progress_form"
+
+    def validate_work_order_number(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
+                                   domain: DomainDict) -> dict[str, Any]:
+        text = re.sub(r"\s", "", normalize(str(value or ""))).upper()
+        m = ORDER_NUMBER.search(text)
+        if m:
+            return {"work_order_number": m.group(0), "form_failures": 0.0}
+        return _fail("work_order_number", "utter_invalid_work_order_number", dispatcher, tracker)
+
+    def validate_phone_last4(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
+                             domain: DomainDict) -> dict[str, Any]:
+        digits = re.sub(r"\D", "", normalize(str(value or "")))
+        if len(digits) == 4 or len(digits) == 11:  # a whole phone number is fine too: keep its tail
+            return {"phone_last4": digits[-4:], "form_failures": 0.0}
+        return _fail("phone_last4", "utter_invalid_phone_last4", dispatcher, tracker)
+
+
+class ActionCheckProgress(Action):
+    def name(self) -> str:
+        return "action_check_progress"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        number, last4 = tracker.get_slot("work_order_number"), tracker.get_slot("phone_last4")
+        reset: list[EventType] = [SlotSet("work_order_number", None), SlotSet("phone_last4", None)]
+        if not (number and last4):
+            return reset
+        try:
+            p = await api().progress(number, last4)
+        except ApiRefused as e:
+            dispatcher.utter_message(response="utter_work_order_not_found", reason=e.message)
+            return reset
+        except ApiUnavailable as e:
+            logger.warning("progress failed: %s", e)
+            dispatcher.utter_message(response="utter_api_unavailable")
+            return [*reset, SlotSet("context", "offer_human")]
+        due = p.get("deadlines") or {}
+        result = f"\n办理结果：{p['result']}" if p.get("result") else ""
+        dispatcher.utter_message(response="utter_work_order_progress", number=p["number"], category=p["category"],
+                                 status=p["status"], unit=p.get("unit") or "待派单",
+                                 received_at=fmt_time(p.get("received_at")), handling=fmt_time(due.get("handling")),
+                                 result=result)
+        return reset
+
+
+class ActionHandoff(Action):
+    def name(self) -> str:
+        return "action_handoff"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        threat = tracker.get_slot("scope") == "threat"
+        try:
+            h = await api().handoff({"sender_id": tracker.sender_id, "channel": channel_of(tracker),
+                                     "reason": "threat" if threat else "request", "threat": threat,
+                                     "text": user_text(tracker), "transcript": recent_user_texts(tracker)})
+        except (ApiUnavailable, ApiRefused) as e:
+            logger.warning("handoff failed: %s", e)
+            dispatcher.utter_message(response="utter_handoff_unavailable")
+            return [SlotSet("context", None)]
+        dispatcher.utter_message(response="utter_handoff", handoff_id=h["id"])
+        return [SlotSet("context", None)]
+
+
+class ActionResetContext(Action):
+    def name(self) -> str:
+        return "action_reset_context"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        return [SlotSet("context", None)]
