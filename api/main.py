@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 
 from api.bootstrap import load_demo_if_empty
 from api.routers import admin, gaps, handoffs, intake, kb, reports, search, workorders
+from api.routers.chat import router as chat_router
 from api.settings import Settings, get_settings
 from kb.db import make_engine, session_factory
 from kb.errors import KbError
@@ -58,4 +59,5 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] |
     for r in (admin.router, search.router, kb.router, gaps.router, workorders.router, reports.router,
               intake.router, handoffs.router):
         app.include_router(r)
+    app.include_router(chat_router)
     return app

@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     load_demo_kb: bool = Field(True, alias="HOTLINE_LOAD_DEMO_KB")
     kb_encoder: str | None = Field("BAAI/bge-small-zh-v1.5", alias="KB_ENCODER")
     index_poll_seconds: float = Field(1.0, alias="HOTLINE_INDEX_POLL_SECONDS")
+    # Where browsers reach the Rasa socket.io channel from the /chat page (the public URL behind a proxy).
+    rasa_url: str = Field("http://127.0.0.1:5005", alias="HOTLINE_RASA_URL")
 
     @model_validator(mode="after")
     def _secrets(self) -> Settings:

@@ -12,6 +12,7 @@ from api.settings import Settings
 from tests.conftest import BACKENDS, fresh_database
 
 ADMIN_TOKEN = "test-admin-token-5f1c"
+BOT_TOKEN = "test-bot-token-9a2e"
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -21,11 +22,16 @@ def client(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     gen = fresh_database(request.param, tmp_path_factory.mktemp("db"))
     url = next(gen)
     settings = Settings(HOTLINE_DATA_DIR=shared_data_dir, DATABASE_URL=url, HOTLINE_ADMIN_TOKEN=ADMIN_TOKEN,
+                        HOTLINE_BOT_TOKEN=BOT_TOKEN,
                         HOTLINE_INDEX_POLL_SECONDS=0.2, KB_ENCODER="static")
     with TestClient(create_app(settings)) as c:
         c.headers["X-Backend"] = request.param
         yield c
     next(gen, None)
+
+
+def bot() -> dict[str, str]:
+    return {"Authorization": f"Bearer {BOT_TOKEN}"}
 
 
 def admin() -> dict[str, str]:
