@@ -60,6 +60,14 @@ $(WEB_STAMP): api/web/package.json api/web/package-lock.json
 	cd api/web && npm ci --no-audit --no-fund --silent
 	@touch $(WEB_STAMP)
 
+# Browser tests drive Debian's chromium through Playwright; no browser is ever downloaded.
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	@echo "安装浏览器测试所需的 Debian chromium…"
+	@if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo -n"; fi; \
+	  { $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium; } >/dev/null \
+	  || { echo "需要 Debian 的 chromium 包：请运行 apt-get install chromium" >&2; exit 1; }
+
 setup: $(STAMP) $(BOT_STAMP) $(WEB_STAMP)
 
 validate: $(BOT_STAMP)
@@ -82,7 +90,7 @@ run: setup train
 # pytest exit 5 means no test was collected: that is a failure here, never a silent pass.
 test: test-core test-bot
 
-test-core: $(STAMP) $(BOT_STAMP) $(WEB_STAMP) $(MODEL_STAMP)
+test-core: $(STAMP) $(BOT_STAMP) $(WEB_STAMP) $(MODEL_STAMP) $(CHROMIUM)
 	@HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HOTLINE_TEST_PG_URL=$(TEST_PG_URL) $(PY) -m pytest --ignore=tests/actions --ignore=tests/bot $(PYTEST_ARGS); \
 	  rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 
