@@ -30,6 +30,8 @@ CANCEL_WORDS = ("取消", "算了", "不登记了", "不办了", "不用登记",
 ANONYMOUS_WORDS = ("匿名", "不留", "不想留", "不方便", "不用了", "不告诉", "保密")
 UNKNOWN_TIME_WORDS = ("不记得", "记不清", "忘了", "不清楚", "不知道")
 MAX_FAILURES = 3
+# What a 咨询 order (from 查无) records for the place and time it does not have.
+CONSULT_ADDRESS, CONSULT_WHEN = "（咨询事项，无具体地点）", "（咨询事项）"
 ORDER_SLOTS = ("description", "address", "when", "phone", "name", "category", "intake_tags", "checked_text")
 
 
@@ -196,7 +198,7 @@ class ActionStartConsultation(Action):
         dispatcher.utter_message(response="utter_scope_accepted", category="咨询")
         return [SlotSet(s, None) for s in ORDER_SLOTS] + [
             SlotSet("category", "咨询"), SlotSet("description", question), SlotSet("checked_text", question),
-            SlotSet("address", "（咨询事项，无具体地点）"), SlotSet("when", "（咨询事项）"),
+            SlotSet("address", CONSULT_ADDRESS), SlotSet("when", CONSULT_WHEN),
             SlotSet("intake_tags", ["咨询"]), SlotSet("form_failures", 0.0), SlotSet("scope", "accepted"),
             SlotSet("context", None), SlotSet("order_number", None)]
 
@@ -248,6 +250,8 @@ class ValidateComplaintForm(FormValidationAction):
     def validate_address(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
                          domain: DomainDict) -> dict[str, Any]:
         text = normalize(str(value or ""))
+        if text == CONSULT_ADDRESS:
+            return {"address": text}
         if (stop := _cancelled(text, dispatcher, "address")) is not None:
             return stop
         text = re.sub(r"^(在|就在|地址是|地点是|位置在)", "", text)

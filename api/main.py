@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -12,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from api.bootstrap import load_demo_if_empty
+from api.domain.intake import default_classifier
 from api.routers import admin, gaps, handoffs, intake, kb, reports, search, workorders
 from api.routers.chat import router as chat_router
 from api.settings import Settings, get_settings
@@ -36,6 +38,9 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] |
         app.state.search.rebuild()
         if watch:
             app.state.search.start_watcher(settings.index_poll_seconds)
+            # The intake models train in ~15 s; warm them now so the first citizen's complaint does not wait
+            # (the bot gives the API 4 s per call).
+            threading.Thread(target=default_classifier, name="intake-warmup", daemon=True).start()
         yield
         app.state.search.stop()
         engine.dispose()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+import threading
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -245,7 +246,18 @@ class IntakeClassifier:
         }
 
 
-@lru_cache(maxsize=1)
+_build_lock = threading.Lock()
+
+
 def default_classifier() -> IntakeClassifier:
-    """Trained on the training part of the shipped labelled set (the held-out quarter is for the bench)."""
+    """Trained on the training part of the shipped labelled set (the held-out quarter is for the bench).
+
+    Built once per process; the lock makes a request that arrives during the start-up warm-up wait for it
+    instead of training a second copy."""
+    with _build_lock:
+        return _default_classifier()
+
+
+@lru_cache(maxsize=1)
+def _default_classifier() -> IntakeClassifier:
     return IntakeClassifier([m for m in load_labelled() if not is_heldout(m)], load_units())
