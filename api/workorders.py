@@ -63,6 +63,14 @@ def _ticket_type(tags: list[str], preset_id: str) -> str:
     return "default"
 
 
+def check_unit(name: str) -> None:
+    """Orders go to units of the directory only: a typo would send an order nowhere and no one would see it."""
+    from api.domain.intake import load_units
+
+    if name and name not in {u.name for u in load_units()}:
+        raise InvalidInput(f"未知承办单位“{name}”：请使用单位目录中的名称（GET /api/v1/intake/units）", field="unit")
+
+
 def create_order(s: Session, actor: Actor, body: dict[str, Any], now: datetime, cal: WorkCalendar) -> WorkOrder:
     if actor.role not in ("admin", "operator", "reviewer", "bot"):
         raise PermissionDenied("只有热线办、话务员或对话机器人可以登记工单")
@@ -127,6 +135,7 @@ def create_order(s: Session, actor: Actor, body: dict[str, Any], now: datetime, 
                                                    note=f"同一事项第 {order.repeat_count} 次反映，首单 {repeat.root}")]
     events = [Event("受理", received, actor.name, {})]
     unit = str(body.get("unit") or "").strip()
+    check_unit(unit)
     if unit:
         events.append(Event("派单", received, actor.name, {"unit": unit}))
     state = State()
@@ -155,6 +164,8 @@ def events_of(s: Session, order: WorkOrder) -> list[WorkOrderEvent]:
 def add_event(s: Session, actor: Actor, number: str, kind: str, data: dict[str, Any], now: datetime,
               cal: WorkCalendar) -> tuple[WorkOrder, State]:
     order = get_order(s, number, actor)
+    if kind == "派单":
+        check_unit(str(data.get("unit") or "").strip())
     if kind in UNIT_EVENTS:
         if not (actor.role == "admin" or (actor.role == "unit" and actor.unit == order.unit)):
             raise PermissionDenied(f"“{kind}”须由承办单位“{order.unit}”操作")

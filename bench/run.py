@@ -249,19 +249,52 @@ def creates(backend: str, work: Path, n: int = 200, threads: int = 8) -> None:
             admin.dispose()
 
 
+def bot(work: Path, n: int = 200) -> None:
+    """REST-channel round trip of a policy question: Rasa → action server → API search → back, n messages."""
+    import statistics
+    import time
+
+    from tools.stack import ROOT as STACK_ROOT, Stack, rest_message
+
+    train = STACK_ROOT / "var" / "models" / "train_time.json"
+    if train.exists():
+        print(train.read_text().strip(), flush=True)
+    questions = ["低保怎么申请", "退休手续在哪里办", "居住证怎么办理", "跨省异地就医怎么备案", "失业金怎么领",
+                 "新生儿怎么上户口", "营业执照怎么办理", "公租房申请条件是什么"]
+    with Stack(work / "bot-stack", api_port=free_port(), actions_port=free_port(), rasa_port=free_port(),
+               env={"HOTLINE_BOT_TOKEN": "bench-bot-token", "HOTLINE_ADMIN_TOKEN": "bench-admin-token"}) as stack:
+        for q in questions:  # warm-up: first calls load models and open connections
+            rest_message(stack.rasa_url, "bench-warmup", q)
+        times, answered = [], 0
+        for i in range(n):
+            t = time.perf_counter()
+            reply = rest_message(stack.rasa_url, f"bench-{i}", questions[i % len(questions)])
+            times.append((time.perf_counter() - t) * 1000)
+            answered += any("政策依据" in (m.get("text") or "") for m in reply)
+        qs = statistics.quantiles(times, n=100)
+        emit(bench="bot_rest_roundtrip", messages=n, p50_ms=round(statistics.median(times), 1),
+             p95_ms=round(qs[94], 1), p99_ms=round(qs[98], 1), answered_with_policy_basis=answered,
+             target_p95_ms=300)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quality", action="store_true", help="only the quality figures (KB search and intake)")
     ap.add_argument("--sizes", type=int, nargs="*", default=[1000, 10000, 100000])
     ap.add_argument("--rounds", type=int, default=1, help="passes over the query set per size")
     ap.add_argument("--work", type=Path, default=None, help="scratch directory (default: a temp dir)")
+    ap.add_argument("--bot", action="store_true", help="only the bot's REST round trip")
     args = ap.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="hotline-bench-"))
     work.mkdir(parents=True, exist_ok=True)
+    if args.bot:
+        bot(work)
+        return
     quality(work)
     intake()
     if args.quality:
         return
+    bot(work)
     for backend in ("sqlite", "postgresql"):
         creates(backend, work)
     from kb.evaluation import load_queries

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field, field_validator
 
-from api.domain.intake import default_classifier
+from api.domain.intake import default_classifier, load_units
 
 router = APIRouter(prefix="/api/v1/intake", tags=["intake"])
 
@@ -27,3 +27,9 @@ class ClassifyIn(BaseModel):
 @router.post("/classify")
 async def classify(body: ClassifyIn) -> dict[str, Any]:
     return await run_in_threadpool(default_classifier().classify, body.text)
+
+
+@router.get("/units")
+def units() -> list[dict[str, Any]]:
+    """The unit directory routing and dispatch use: names, district, level and duties."""
+    return [{"name": u.name, "district": u.district, "level": u.level, "duties": u.duties} for u in load_units()]

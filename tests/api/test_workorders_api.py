@@ -51,6 +51,7 @@ def test_bad_input_is_a_clear_4xx(client):
         ({**ORDER, "preset": "nope"}, 404, "预设"),
         ({**ORDER, "category": "闲聊"}, 422, "category"),
         ({**ORDER, "tags": ["加急"]}, 422, "标签"),
+        ({**ORDER, "unit": "区城管局（错字）"}, 422, "未知承办单位"),
         ({**ORDER, "received_at": "2026-01-05T09:00:00+08:00"}, 403, "补录"),
     ]
     for body, status, fragment in cases:
@@ -155,3 +156,17 @@ def test_classify_endpoint(client):
     assert client.post("/api/v1/intake/classify", json={"text": "  "}).status_code == 422
     assert client.post("/api/v1/intake/classify", json={"text": "啊" * 5001}).status_code == 422
     assert client.post("/api/v1/intake/classify", json={"text": "😀 hello"}).status_code == 200
+
+
+def test_dispatch_only_to_units_of_the_directory(client):
+    names = [u["name"] for u in client.get("/api/v1/intake/units").json()]
+    assert len(names) >= 25 and "区建设和管理委员会" in names
+    n = client.post("/api/v1/workorders", json={**ORDER, "unit": None}, headers=admin()).json()["number"]
+    r = client.post(f"/api/v1/workorders/{n}/events", json={"kind": "派单", "data": {"unit": "不存在的局"}},
+                    headers=admin())
+    assert r.status_code == 422 and "未知承办单位" in r.json()["detail"]
+    order = client.get(f"/api/v1/workorders/{n}", headers=admin()).json()
+    assert order["status"] == "受理" and len(order["events"]) == 1  # nothing partial stored
+    r = client.post(f"/api/v1/workorders/{n}/events", json={"kind": "派单", "data": {"unit": "区民政局"}},
+                    headers=admin())
+    assert r.status_code == 200 and r.json()["unit"] == "区民政局"
