@@ -7,6 +7,7 @@ a handoff offer, never a raw error.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import unicodedata
@@ -67,11 +68,16 @@ class ActionAnswerPolicy(Action):
         return "action_answer_policy"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        in_form = tracker.active_loop_name is not None
+        chosen = next((e["value"] for e in tracker.latest_message.get("entities") or []
+                       if e.get("entity") == "entry_id"), None)
+        offered = {c["entry_id"]: c for c in tracker.get_slot("candidates") or []}
+        if chosen in offered:  # a clarify button: answer exactly the candidate that was shown
+            return self._answer(offered[chosen], tracker.get_slot("last_question") or "", in_form, dispatcher)
         query = user_text(tracker)
         if not query:
             dispatcher.utter_message(response="utter_ask_policy_question")
             return []
-        in_form = tracker.active_loop_name is not None
         try:
             res = await api().search(query, channel_of(tracker))
         except (ApiUnavailable, ApiRefused) as e:
@@ -80,23 +86,18 @@ class ActionAnswerPolicy(Action):
             return [] if in_form else [SlotSet("context", "offer_human")]
         results = res.get("results") or []
         if res["decision"] == "answer" and results:
-            top = results[0]
-            dispatcher.utter_message(response="utter_policy_answer", answer=top["answer"],
-                                     policy_basis=top.get("policy_basis") or "（无）", entry_id=top["entry_id"],
-                                     version=top["version"], unit=top.get("unit") or "")
-            events: list[EventType] = [SlotSet("last_entry_id", top["entry_id"]),
-                                       SlotSet("last_entry_version", float(top["version"])),
-                                       SlotSet("last_question", query)]
-            if not in_form:  # mid-form the form's own question follows instead
-                dispatcher.utter_message(response="utter_ask_helpful")
-                events.append(SlotSet("context", "answered"))
-            return events
+            return self._answer(results[0], query, in_form, dispatcher)
         if res["decision"] == "clarify" and results:
             none_title = domain.get("responses", {}).get("utter_clarify_none", [{}])[0].get("text", "转人工")
-            buttons = [{"title": r["question"], "payload": r["question"]} for r in results[:3]]
+            offer = results[:3]
+            buttons = [{"title": r["question"], "payload": "/ask_policy" + json.dumps({"entry_id": r["entry_id"]})}
+                       for r in offer]
             buttons.append({"title": none_title, "payload": "/request_human"})
             dispatcher.utter_message(response="utter_clarify", buttons=buttons)
-            return [SlotSet("last_question", query)] + ([] if in_form else [SlotSet("context", "clarify")])
+            keep = [{k: r.get(k) for k in ("entry_id", "version", "question", "answer", "policy_basis", "unit")}
+                    for r in offer]
+            return [SlotSet("last_question", query), SlotSet("candidates", keep)] + (
+                [] if in_form else [SlotSet("context", "clarify")])
         gap_id = res.get("gap_id")
         if gap_id:
             dispatcher.utter_message(response="utter_no_answer", gap_id=gap_id)
@@ -104,6 +105,20 @@ class ActionAnswerPolicy(Action):
             dispatcher.utter_message(response="utter_no_answer_unrecorded")
         return [SlotSet("last_question", query), SlotSet("last_entry_id", None)] + (
             [] if in_form else [SlotSet("context", "no_answer")])
+
+    @staticmethod
+    def _answer(top: dict[str, Any], query: str, in_form: bool, dispatcher: CollectingDispatcher) -> list[EventType]:
+        dispatcher.utter_message(response="utter_policy_answer", answer=top["answer"],
+                                 policy_basis=top.get("policy_basis") or "（无）", entry_id=top["entry_id"],
+                                 version=top["version"], unit=top.get("unit") or "")
+        events: list[EventType] = [SlotSet("last_entry_id", top["entry_id"]),
+                                   SlotSet("last_entry_version", float(top["version"])),
+                                   SlotSet("last_question", query or top.get("question")),
+                                   SlotSet("candidates", None)]
+        if not in_form:  # mid-form the form's own question follows instead
+            dispatcher.utter_message(response="utter_ask_helpful")
+            events.append(SlotSet("context", "answered"))
+        return events
 
 
 class ActionFileCorrection(Action):
@@ -164,7 +179,7 @@ class ActionCheckScope(Action):
         fresh: list[EventType] = [SlotSet(s, None) for s in ORDER_SLOTS] + [
             SlotSet("form_failures", 0.0), SlotSet("context", None), SlotSet("order_number", None),
             SlotSet("address", entities.get("address")), SlotSet("when", entities.get("time")),
-            SlotSet("phone", entities.get("phone"))]
+            SlotSet("phone", (m.group(1) if (m := PHONE.search(normalize(text))) else None))]
         category = INTENT_CATEGORY.get(intent or "", "投诉")
         if len(text) < 6:  # a button or a bare "我要投诉": the description, asked by the form, is checked then
             dispatcher.utter_message(response="utter_scope_accepted", category=category)
@@ -249,9 +264,9 @@ class ValidateComplaintForm(FormValidationAction):
 
     def validate_address(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
                          domain: DomainDict) -> dict[str, Any]:
+        if value == CONSULT_ADDRESS:  # compared before NFKC, which would turn its full-width brackets half-width
+            return {"address": value}
         text = normalize(str(value or ""))
-        if text == CONSULT_ADDRESS:
-            return {"address": text}
         if (stop := _cancelled(text, dispatcher, "address")) is not None:
             return stop
         text = re.sub(r"^(在|就在|地址是|地点是|位置在)", "", text)

@@ -81,7 +81,7 @@ def test_answer_cites_entry_and_version_and_asks_if_it_helped(api) -> None:  # t
     assert [m["response"] for m in msgs] == ["utter_policy_answer", "utter_ask_helpful"]
     assert msgs[0]["entry_id"] == "MZ001" and msgs[0]["version"] == 2 and "社会救助" in msgs[0]["policy_basis"]
     assert slots(events) == {"last_entry_id": "MZ001", "last_entry_version": 2.0, "last_question": "低保怎么申请",
-                             "context": "answered"}
+                             "candidates": None, "context": "answered"}
     assert fake.requests[0][2] == {"query": "低保怎么申请", "top_k": 3, "channel": "wechat"}
 
 
@@ -97,9 +97,22 @@ def test_clarify_offers_candidates_as_buttons(api) -> None:  # type: ignore[no-u
     api({"/api/v1/kb/search": (200, {"decision": "clarify", "confidence": 0.5, "results": [HIT, other]})})
     msgs, events = run(a.ActionAnswerPolicy(), tracker("低保"))
     buttons = msgs[0]["buttons"]
-    assert [b["payload"] for b in buttons] == ["低保怎么申请？", "低保标准是多少？", "/request_human"]
-    assert buttons[-1]["title"] == "都不是，转人工"
+    assert [b["payload"] for b in buttons] == ['/ask_policy{"entry_id": "MZ001"}', '/ask_policy{"entry_id": "MZ002"}',
+                                              "/request_human"]
+    assert [b["title"] for b in buttons] == ["低保怎么申请？", "低保标准是多少？", "都不是，转人工"]
     assert slots(events)["context"] == "clarify"
+    assert [c["entry_id"] for c in slots(events)["candidates"]] == ["MZ001", "MZ002"]
+
+
+def test_a_chosen_candidate_is_answered_as_offered_without_searching_again(api) -> None:  # type: ignore[no-untyped-def]
+    fake = api({})
+    offered = [{**HIT, "entry_id": "MZ002", "question": "低保标准是多少？", "answer": "每人每月1510元。"}]
+    t = tracker('/ask_policy{"entry_id": "MZ002"}', entities=[{"entity": "entry_id", "value": "MZ002"}],
+                slots={"candidates": offered, "last_question": "低保"})
+    msgs, events = run(a.ActionAnswerPolicy(), t)
+    assert fake.requests == []
+    assert msgs[0]["response"] == "utter_policy_answer" and msgs[0]["answer"] == "每人每月1510元。"
+    assert slots(events)["last_entry_id"] == "MZ002" and slots(events)["candidates"] is None
 
 
 def test_no_answer_says_so_and_names_the_gap(api) -> None:  # type: ignore[no-untyped-def]
