@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from rasa_sdk import Action, FormValidationAction, Tracker
-from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.events import EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
@@ -31,6 +31,8 @@ CANCEL_WORDS = ("取消", "算了", "不登记了", "不办了", "不用登记",
 ANONYMOUS_WORDS = ("匿名", "不留", "不想留", "不方便", "不用了", "不告诉", "保密")
 UNKNOWN_TIME_WORDS = ("不记得", "记不清", "忘了", "不清楚", "不知道")
 MAX_FAILURES = 3
+# The FallbackClassifier threshold of config.yml (chosen on the held-out file), applied to the intake intents' sum.
+INTAKE_THRESHOLD = 0.75
 # What a 咨询 order (from 查无) records for the place and time it does not have.
 CONSULT_ADDRESS, CONSULT_WHEN = "（咨询事项，无具体地点）", "（咨询事项）"
 ORDER_SLOTS = ("description", "address", "when", "phone", "name", "category", "intake_tags", "checked_text")
@@ -246,6 +248,7 @@ class ValidateComplaintForm(FormValidationAction):
             return stop
         if len(text) < 5 or text.startswith("/"):
             return _fail("description", "utter_invalid_description", dispatcher, tracker)
+        text = str(value).strip()  # keep the citizen's own words and punctuation in the order
         if text == tracker.get_slot("checked_text"):
             return {"description": text, "form_failures": 0.0}
         try:
@@ -348,7 +351,8 @@ class ActionSubmitOrder(Action):
             return [SlotSet("context", "offer_human")]
         due = order.get("deadlines") or {}
         dispatcher.utter_message(response="utter_order_created", number=order["number"],
-                                 first_contact=fmt_time(due.get("first_contact")), handling=fmt_time(due.get("handling")))
+                                 first_contact=fmt_time(due.get("first_contact")),
+                                 handling=fmt_time(due.get("handling")))
         return [SlotSet("order_number", order["number"]), SlotSet("context", None), SlotSet("scope", None)]
 
 
@@ -424,6 +428,24 @@ class ActionHandoff(Action):
             return [SlotSet("context", None)]
         dispatcher.utter_message(response="utter_handoff", handoff_id=h["id"])
         return [SlotSet("context", None)]
+
+
+class ActionRouteFallback(Action):
+    """Low NLU confidence. Complaint, help, report and suggestion often split the confidence between them
+    ("饭店半夜营业噪音扰民" is both a complaint and a report), yet they share one path: the scope check, where the
+    API's classifier names the category. So when those four together pass the threshold, go that way;
+    otherwise say we did not understand."""
+
+    def name(self) -> str:
+        return "action_route_fallback"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        ranking = tracker.latest_message.get("intent_ranking") or []
+        intake = sum(r.get("confidence") or 0.0 for r in ranking if r.get("name") in INTENT_CATEGORY)
+        if intake >= INTAKE_THRESHOLD and user_text(tracker):
+            return [FollowupAction("action_check_scope")]
+        dispatcher.utter_message(response="utter_default")
+        return []
 
 
 class ActionResetContext(Action):

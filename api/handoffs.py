@@ -21,7 +21,8 @@ def create(s: Session, actor: Actor, body: dict[str, Any], now: datetime) -> Han
     reason = body.get("reason")
     if reason not in REASONS:
         raise InvalidInput(f"reason 须为：{', '.join(REASONS)}", field="reason")
-    h = Handoff(sender_id=str(body.get("sender_id") or "")[:128] or "unknown", channel=str(body.get("channel") or "")[:20],
+    h = Handoff(sender_id=str(body.get("sender_id") or "")[:128] or "unknown",
+                channel=str(body.get("channel") or "")[:20],
                 reason=reason, threat=bool(body.get("threat")) or reason == "threat",
                 text=str(body.get("text") or "")[:2000],
                 transcript=[str(t)[:2000] for t in (body.get("transcript") or [])][-30:],

@@ -254,7 +254,8 @@ def bot(work: Path, n: int = 200) -> None:
     import statistics
     import time
 
-    from tools.stack import ROOT as STACK_ROOT, Stack, rest_message
+    from tools.stack import ROOT as STACK_ROOT
+    from tools.stack import Stack, rest_message
 
     train = STACK_ROOT / "var" / "models" / "train_time.json"
     if train.exists():

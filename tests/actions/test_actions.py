@@ -337,3 +337,22 @@ def test_handoff_with_the_api_down_points_to_the_phone_line(api) -> None:  # typ
     api({"/api/v1/handoffs": httpx.ConnectError("down")})
     msgs, _ = run(a.ActionHandoff(), tracker("转人工", intent="request_human"))
     assert msgs[0]["response"] == "utter_handoff_unavailable"
+
+
+def fallback_tracker(text: str, ranking: list[tuple[str, float]]) -> Tracker:
+    t = tracker(text, intent="nlu_fallback")
+    t.latest_message["intent_ranking"] = [{"name": n, "confidence": c} for n, c in ranking]
+    return t
+
+
+def test_fallback_split_between_intake_intents_goes_to_the_scope_check() -> None:
+    t = fallback_tracker("小区门口的饭店半夜营业噪音扰民", [("nlu_fallback", 0.75), ("complain", 0.45),
+                                                      ("report_violation", 0.42), ("ask_policy", 0.05)])
+    msgs, events = run(a.ActionRouteFallback(), t)
+    assert msgs == [] and events == [{"event": "followup", "name": "action_check_scope", "timestamp": None}]
+
+
+def test_real_fallback_says_it_did_not_understand() -> None:
+    t = fallback_tracker("嗯啊那个", [("nlu_fallback", 0.75), ("greet", 0.3), ("complain", 0.2), ("thank", 0.2)])
+    msgs, events = run(a.ActionRouteFallback(), t)
+    assert [m["response"] for m in msgs] == ["utter_default"] and events == []
