@@ -12,8 +12,11 @@ WEB_STAMP := api/web/node_modules/.installed
 MODEL_STAMP := var/models/.trained
 PORT      ?= 8000
 # Python 3.11 for the core, 3.10 for Rasa 3.6 (it supports 3.8–3.10 only): on PATH, else under pyenv.
-PYTHON311 ?= $(shell command -v python3.11 2>/dev/null || ls -d $$HOME/.pyenv/versions/3.11*/bin/python 2>/dev/null | tail -n 1)
-PYTHON310 ?= $(shell command -v python3.10 2>/dev/null || ls -d $$HOME/.pyenv/versions/3.10*/bin/python 2>/dev/null | tail -n 1)
+# Each candidate must actually run: a pyenv shim is on PATH even when that version is not selected.
+find_python = $(shell for p in $$(command -v python$(1) 2>/dev/null) $$(ls -d $$HOME/.pyenv/versions/$(1).*/bin/python 2>/dev/null | sort -V | tail -n 1); do \
+  "$$p" -c 'import sys; assert "%d.%d" % sys.version_info[:2] == "$(1)"' 2>/dev/null && { echo "$$p"; break; }; done)
+PYTHON311 ?= $(call find_python,3.11)
+PYTHON310 ?= $(call find_python,3.10)
 export HOTLINE_DATA_DIR ?= ./var
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
