@@ -193,6 +193,10 @@ def intake() -> None:
 
     started = time.perf_counter()
     emit(bench="intake.heldout", **evaluate(), seconds=round(time.perf_counter() - started, 2))
+    from api.domain.intake_eval import BLIND_FILE, evaluate_blind
+
+    if BLIND_FILE.exists():
+        emit(bench="intake.blind", **evaluate_blind())
 
 
 def creates(backend: str, work: Path, n: int = 200, threads: int = 8) -> None:
