@@ -64,3 +64,15 @@ def test_unit_directory():
     units = load_units()
     assert len(units) >= 25 and len({u.name for u in units}) == len(units)
     assert all(u.duties and u.keywords for u in units)
+
+
+def test_blind_set_floors():
+    """tests/data/intake_fresh.jsonl was written by someone who saw neither the labelled set nor the rules. Its first
+    run found 3 missed emergencies (a lift stuck with people inside, a worker fallen into a tank, someone locked
+    in a basement) and 2 missed threats; the rules were fixed, so these two figures are no longer blind."""
+    from api.domain.intake_eval import evaluate_blind
+
+    f = evaluate_blind()
+    assert f["heldout"] >= 200 and f["emergencies"] >= 15
+    assert f["emergency_recall"] == 1.0 and f["threat_recall"] >= 0.9, f
+    assert f["accept_exclude_accuracy"] >= 0.92 and f["routing_top3"] >= 0.9 and f["category_macro_f1"] >= 0.78, f
