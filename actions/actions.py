@@ -145,27 +145,35 @@ class ActionFileCorrection(Action):
         return [SlotSet("context", None)]
 
 
-def _scope_events(result: dict[str, Any], dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
-    """Emergency first, then threat, then exclusion; what remains is accepted."""
+def _handoff(tracker: Tracker, threat: bool, text: str) -> Any:
+    """The handoff request, with the recent transcript so the operator does not ask again."""
+    return api().handoff({"sender_id": tracker.sender_id, "channel": channel_of(tracker),
+                          "reason": "threat" if threat else "request", "threat": threat, "text": text,
+                          "transcript": recent_user_texts(tracker)})
+
+
+async def _decide_scope(result: dict[str, Any], text: str, dispatcher: CollectingDispatcher,
+                        tracker: Tracker) -> list[EventType]:
+    """Emergency first, then threat, then exclusion; what remains is accepted (no events).
+
+    Threat wording also goes to the operators' queue, flagged, whatever else was decided."""
+    events: list[EventType] = []
     if result.get("exclusion") == "emergency" or result.get("urgency") == "emergency":
         dispatcher.utter_message(response="utter_emergency")
-        return [SlotSet("scope", "emergency")]
-    if result.get("threat"):
+        events = [SlotSet("scope", "emergency")]
+    elif result.get("threat"):
         dispatcher.utter_message(response="utter_threat")
-        return [SlotSet("scope", "threat")]
-    if not result.get("accepted"):
+        events = [SlotSet("scope", "threat")]
+    elif not result.get("accepted"):
         dispatcher.utter_message(response="utter_excluded", reason=result.get("reason") or "",
                                  advice=result.get("advice") or "", rule=result.get("rule") or "")
-        return [SlotSet("scope", "excluded")]
-    return []
-
-
-async def _threat_handoff(tracker: Tracker, text: str) -> None:
-    try:
-        await api().handoff({"sender_id": tracker.sender_id, "channel": channel_of(tracker), "reason": "threat",
-                             "threat": True, "text": text, "transcript": recent_user_texts(tracker)})
-    except (ApiUnavailable, ApiRefused) as e:  # the words were already answered; log loudly for the office
-        logger.error("threat handoff could not be recorded for %s: %s", tracker.sender_id, e)
+        events = [SlotSet("scope", "excluded")]
+    if events and result.get("threat"):
+        try:
+            await _handoff(tracker, True, text)
+        except (ApiUnavailable, ApiRefused) as e:  # the words were already answered; log loudly for the office
+            logger.error("threat handoff could not be recorded for %s: %s", tracker.sender_id, e)
+    return events
 
 
 class ActionCheckScope(Action):
@@ -192,10 +200,8 @@ class ActionCheckScope(Action):
             logger.warning("classify failed: %s", e)
             dispatcher.utter_message(response="utter_api_unavailable")
             return [*fresh, SlotSet("scope", "unavailable"), SlotSet("context", "offer_human")]
-        decided = _scope_events(result, dispatcher, tracker)
+        decided = await _decide_scope(result, text, dispatcher, tracker)
         if decided:
-            if result.get("threat"):
-                await _threat_handoff(tracker, text)
             return [*fresh, *decided]
         category = result.get("category") or category
         tags = ["紧急"] if result.get("urgency") == "urgent" else ["普通"]
@@ -256,10 +262,8 @@ class ValidateComplaintForm(FormValidationAction):
         except (ApiUnavailable, ApiRefused) as e:  # the office re-checks scope anyway; do not lose the citizen
             logger.warning("classify failed in form: %s", e)
             return {"description": text, "checked_text": text, "form_failures": 0.0}
-        decided = _scope_events(result, dispatcher, tracker)
+        decided = await _decide_scope(result, text, dispatcher, tracker)
         if decided:
-            if result.get("threat"):
-                await _threat_handoff(tracker, text)
             return {"description": None, "requested_slot": None, **{e["name"]: e["value"] for e in decided}}
         tags = ["紧急"] if result.get("urgency") == "urgent" else (tracker.get_slot("intake_tags") or ["普通"])
         return {"description": text, "checked_text": text, "form_failures": 0.0, "intake_tags": tags,
@@ -419,9 +423,7 @@ class ActionHandoff(Action):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         threat = tracker.get_slot("scope") == "threat"
         try:
-            h = await api().handoff({"sender_id": tracker.sender_id, "channel": channel_of(tracker),
-                                     "reason": "threat" if threat else "request", "threat": threat,
-                                     "text": user_text(tracker), "transcript": recent_user_texts(tracker)})
+            h = await _handoff(tracker, threat, user_text(tracker))
         except (ApiUnavailable, ApiRefused) as e:
             logger.warning("handoff failed: %s", e)
             dispatcher.utter_message(response="utter_handoff_unavailable")
