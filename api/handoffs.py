@@ -45,10 +45,14 @@ def take(s: Session, actor: Actor, handoff_id: int, now: datetime) -> Handoff:
     return h
 
 
-def waiting(s: Session, threat_only: bool = False) -> list[Handoff]:
+def waiting(s: Session, actor: Actor, threat_only: bool = False, sender_id: str | None = None) -> list[Handoff]:
+    if actor.role not in ("admin", "operator"):
+        raise PermissionDenied("只有话务员可以查看转人工队列")
     q = select(Handoff).where(Handoff.status == "waiting")
     if threat_only:
         q = q.where(Handoff.threat.is_(True))
+    if sender_id is not None:
+        q = q.where(Handoff.sender_id == sender_id)
     # threats first: 扬言 cases are answered before anything else
     return list(s.scalars(q.order_by(Handoff.threat.desc(), Handoff.id)))
 

@@ -34,14 +34,11 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _secrets(self) -> Settings:
-        if self.admin_token in PLACEHOLDER_TOKENS or self.admin_token is None:
-            if self.environment != "development":
-                raise ValueError("HOTLINE_ADMIN_TOKEN must be set to a real secret outside development")
-            self.admin_token = self._dev_token("admin_token")
-        if self.bot_token in PLACEHOLDER_TOKENS or self.bot_token is None:
-            if self.environment != "development":
-                raise ValueError("HOTLINE_BOT_TOKEN must be set to a real secret outside development")
-            self.bot_token = self._dev_token("bot_token")
+        for attr, env in (("admin_token", "HOTLINE_ADMIN_TOKEN"), ("bot_token", "HOTLINE_BOT_TOKEN")):
+            if getattr(self, attr) in PLACEHOLDER_TOKENS or getattr(self, attr) is None:
+                if self.environment != "development":
+                    raise ValueError(f"{env} must be set to a real secret outside development")
+                setattr(self, attr, self._dev_token(attr))
         return self
 
     def _dev_token(self, name: str) -> str:

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from api.domain.intake import load_units
 from api.domain.sla import deadlines, due, get_preset
 from api.domain.supervision import REPEAT_WINDOW, Earlier, find_repeat, supervision_entry
 from api.domain.workorder import Event, State, apply, replay
@@ -65,8 +66,6 @@ def _ticket_type(tags: list[str], preset_id: str) -> str:
 
 def check_unit(name: str) -> None:
     """Orders go to units of the directory only: a typo would send an order nowhere and no one would see it."""
-    from api.domain.intake import load_units
-
     if name and name not in {u.name for u in load_units()}:
         raise InvalidInput(f"未知承办单位“{name}”：请使用单位目录中的名称（GET /api/v1/intake/units）", field="unit")
 
@@ -237,6 +236,11 @@ def sweep_overdue(s: Session, now: datetime, cal: WorkCalendar) -> list[str]:
     return flagged
 
 
+def latest_result(log: list[WorkOrderEvent]) -> str | None:
+    """The result (实际解决/解释说明/…) of the latest 办结回复: after 不满退回 the order is answered again."""
+    return next((e.data.get("result") for e in reversed(log) if e.kind == "办结回复"), None)
+
+
 def progress(s: Session, number: str, phone_last4: str) -> dict[str, Any]:
     """What a citizen may learn about their own order, once they prove it with the phone's last four digits.
 
@@ -247,7 +251,7 @@ def progress(s: Session, number: str, phone_last4: str) -> dict[str, Any]:
     if order is None or not order.contact_phone or not order.contact_phone.endswith(phone_last4):
         raise NotFound("工单号与电话后四位不匹配，请核对后再试")
     log = events_of(s, order)
-    result = next((e.data.get("result") for e in reversed(log) if e.kind == "办结回复"), None)
+    result = latest_result(log)
     return {
         "number": order.number, "status": order.status, "unit": order.unit, "category": order.category,
         "received_at": order.received_at.isoformat(), "deadlines": {k: v["at"] for k, v in order.deadlines.items()},

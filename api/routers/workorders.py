@@ -139,7 +139,7 @@ def reply_draft(number: str, body: ReplyIn, s: SessionDep, now: NowDep, actor: A
     order = svc.get_order(s, number, actor)
     log = svc.events_of(s, order)
     contacted = next((e.at for e in log if e.kind == "先行联系"), None)
-    result = next((e.data.get("result") for e in reversed(log) if e.kind == "办结回复"), None)
+    result = svc.latest_result(log)
     facts = ReplyFacts(caller=order.contact_name, content=order.content, category=order.category,
                        unit=order.unit or "[承办单位]", contacted_at=contacted, result=result, today=now.date(),
                        **body.model_dump(exclude={"template"}))
