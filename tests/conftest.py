@@ -33,6 +33,26 @@ def shared_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("hotline-data")
 
 
+def create_pg_database(name: str) -> str:
+    """A new, empty database on the test server; its URL."""
+    admin = create_engine(_pg_admin_url(), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as c:
+            c.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as e:  # the production-profile tests must run: fail loudly, never skip
+        pytest.fail(f"PostgreSQL at {PG_URL} is required for the production-profile tests: {e}")
+    finally:
+        admin.dispose()
+    return PG_URL.rsplit("/", 1)[0] + "/" + name
+
+
+def drop_pg_database(name: str) -> None:
+    admin = create_engine(_pg_admin_url(), isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
 def fresh_database(backend: str, tmp_path: Path) -> Iterator[str]:
     if backend == "sqlite":
         url = f"sqlite:///{tmp_path / f'{uuid.uuid4().hex}.db'}"
@@ -40,20 +60,12 @@ def fresh_database(backend: str, tmp_path: Path) -> Iterator[str]:
         yield url
         return
     name = f"hotline_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(_pg_admin_url(), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as c:
-            c.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as e:  # the production-profile tests must run: fail loudly, never skip
-        pytest.fail(f"PostgreSQL at {PG_URL} is required for the production-profile tests: {e}")
-    url = PG_URL.rsplit("/", 1)[0] + "/" + name
+    url = create_pg_database(name)
     upgrade(url)
     try:
         yield url
     finally:
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        drop_pg_database(name)
 
 
 @pytest.fixture(params=BACKENDS)

@@ -15,9 +15,8 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, text
 
-from tests.conftest import PG_URL, _pg_admin_url
+from tests.conftest import PG_URL, create_pg_database, drop_pg_database
 from tools.stack import ROOT, Stack
 
 MODEL = ROOT / "var" / "models" / "hotline.tar.gz"
@@ -29,24 +28,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _create_db(name: str) -> None:
-    admin = create_engine(_pg_admin_url(), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as c:
-            c.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as e:  # production-profile tests must run: fail loudly, never skip
-        pytest.fail(f"PostgreSQL at {PG_URL} is required for the end-to-end tests: {e}")
-    finally:
-        admin.dispose()
-
-
-def _drop_db(name: str) -> None:
-    admin = create_engine(_pg_admin_url(), isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 class Client:
@@ -80,13 +61,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         pytest.fail(f"no trained Rasa model at {MODEL}: run `make train` (make test does it first)")
     suffix = uuid.uuid4().hex[:10]
     api_db, rasa_db = f"hotline_e2e_{suffix}", f"hotline_e2e_rasa_{suffix}"
-    _create_db(api_db)
-    _create_db(rasa_db)
+    api_url = create_pg_database(api_db)
+    create_pg_database(rasa_db)
     pg_host = PG_URL.split("@", 1)[1].split("/", 1)[0]
     host, _, port = pg_host.partition(":")
     data_dir = tmp_path_factory.mktemp("e2e-data")
     env = {
-        "DATABASE_URL": PG_URL.rsplit("/", 1)[0] + "/" + api_db,
+        "DATABASE_URL": api_url,
         "HOTLINE_ADMIN_TOKEN": "e2e-admin-" + suffix, "HOTLINE_BOT_TOKEN": "e2e-bot-" + suffix,
         "HOTLINE_INDEX_POLL_SECONDS": "0.5",
         "RASA_DB_HOST": host, "RASA_DB_PORT": port or "5432", "RASA_DB_NAME": rasa_db,
@@ -101,15 +82,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     except RuntimeError as e:
         logs = data_dir / "logs"
         tails = "\n".join(f"--- {p.name}\n" + p.read_text(errors="replace")[-3000:] for p in sorted(logs.glob("*.log")))
-        _drop_db(api_db)
-        _drop_db(rasa_db)
+        drop_pg_database(api_db)
+        drop_pg_database(rasa_db)
         pytest.fail(f"the stack did not start: {e}\n{tails}")
     s.admin_token = env["HOTLINE_ADMIN_TOKEN"]  # type: ignore[attr-defined]
     s.wechat = WECHAT  # type: ignore[attr-defined]
     yield s
     s.stop()
-    _drop_db(api_db)
-    _drop_db(rasa_db)
+    drop_pg_database(api_db)
+    drop_pg_database(rasa_db)
 
 
 @pytest.fixture(scope="session")
