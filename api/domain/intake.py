@@ -42,31 +42,46 @@ ADVICE = {
     "designated_channel": "该事项有专门受理渠道（如纪检监察 12388、法院、检察院），请通过相应渠道反映。",
 }
 
-_NOW = r"((?<!到)现在|正在|马上|赶紧|刚刚|刚才|刚|还在|一直在|此刻|救命|快来|站在|已经有人|还没停|在跑|在哭|在扑腾)"
+_NOW = (r"((?<!到)现在|正在|正拿|马上|赶紧|刚刚|刚才|刚|还在|一直在|此刻|救命|快来|站在|已经有人|还没停|在跑"
+        r"|在哭|在扑腾|突然|躲在|已经在)")
 _PAST = (r"(上周|上礼拜|上个礼拜|上星期|上回|前阵子|前些天|几天前|那天|那晚"
          r"|上个月|去年|前几天|前天|昨天|之前|以前|当时|已经处理|早就|那次|上次|过两次|过几次|好几次|几次了"
-         r"|遇到|万一|如果|假如|演练|怎么逃生)")  # past, repeated or hypothetical: not happening now
+         r"|遇到|万一|如果|假如|要是|逼急了|再不|再敢|不然|否则|下回|下次|我就|演练|怎么逃生)")  # past or hypothetical
 # Danger words: each pattern alone describes a situation for 110 / 119 / 120.
 EMERGENCY_PATTERNS = [
-    r"(着火|起火|失火|火灾|烧起来|浓烟|冒烟|火苗|冒火花|爆炸|炸了|臭鸡蛋味|煤气味|燃气味|喊救命)",
+    r"(着火|起火|失火|火灾|烧起来|浓烟|(楼上|楼下|家里|屋里|房子|窗户|楼道|车里|厨房).{0,4}(冒.{0,2}烟|烧焦)|火苗|冒火花"
+    r"|(?<![要快])爆炸|(?<![气爆])炸了|臭鸡蛋味|煤气味|燃气味"
+    r"|喊救命|(全是|都是|满是|一股|好多|很多|好大的?)烟|火警报警器)",
     r"(煤气|燃气|天然气|液化气|毒气|化学品|罐子).{0,12}(漏|泄|味|烟|辣)",
-    r"(拿着?(刀|菜刀|棍子|斧头|砍刀)|持刀|砍人|砍死|捅人|抢劫|抢了.{0,8}(包|钱|手机)|撬车|撬门|撬锁|打架"
-    r"|在打(我|人|孩子)|追人|绑架|砸门)",
-    r"(昏迷|晕倒|倒地|倒在地上|心脏病(犯|发)|叫不醒|没有?呼吸|不省人事|大出血|流了?(好多|很多)?血|喘不上气|抽搐|羊水破|要生了)",
-    r"(溺水|落水|掉(进|到)?(河|江|水)里|掉下去了|在水里漂|扑腾)",
-    r"(被困|困在|锁在车里|锁着个?小孩|关在电梯|(被锁|锁在|被关|关在).{0,12}(出不去|出不来|打不开))",
-    r"电梯.{0,8}(卡|停|困)住?.{0,16}(在里面|在里头|出不来|没人应|没人管)",
+    r"(拿着?(刀|菜刀|棍子|斧头|砍刀|锤子|榔头|铁棍|钢管|砖头)|持刀|砍人|砍死|捅人|抢劫|抢了.{0,8}(包|钱|手机)|撬车|撬门|撬锁"
+    r"|打架|在打(我|人|孩子)|追人|绑架|砸门|(?<!没)砸.{0,4}(玻璃|车窗)|一直跟着我|跟踪我|尾随)",
+    r"(昏迷|晕倒|倒地|倒在地上|心脏病(犯|发)|叫不醒|没有?呼吸|不省人事|大出血|流了?(好多|很多)?血|喘不上气|抽搐|羊水破|要生了"
+    r"|说不出话|口齿不清|半边脸|嘴歪|半边身子|吞下去|吞了|误吞|误食|卡在喉咙)",
+    r"(溺水|落水|掉(进|到)?(河|江|水)里|掉下去了|在水里漂|扑腾|都在水里)",
+    r"(被困|困在|锁在车里|锁着个?小孩|关在电梯|(被锁|锁在|被关|关在).{0,12}(出不去|出不来|打不开)|下不去|逃不出)",
+    r"电梯.{0,12}(卡|停|困)住?.{0,30}(在里面|在里头|里面有.{0,3}人|出不来|没人应|没人管)",
     r"(掉进|掉到|掉入|落入|跌进|跌入|摔进).{0,6}(池|井|坑|塘|河|江|湖|海)",
-    r"(撞(了|到)?(车|人)|车祸).{0,15}(躺|受伤|流血|不动|倒地)",
+    r"(撞了|撞到|撞倒|被.{0,3}撞|车祸|翻车|侧翻|翻在).{0,15}(躺|受伤|流血|不动|倒地|出不来)",
     r"((塌了|坍塌).{0,8}(压|人)|脚手架塌|压着人|电线断|触电|惨叫)",
 ]
+# What the caller says rules the danger out: the fire is out, the ambulance has been, no gas smell.
+NOT_DANGER = (r"(已经扑灭|已经灭了|火.{0,3}(灭|扑灭|熄灭)了|已经处理好|已经送医|已经送(到|去)?医院"
+              r"|(120|救护车).{0,4}(拉走|接走|送走|来过|走了)|没(有)?闻到|没有?(异|气)?味|没(有)?漏|不漏)")
 # Self-harm or violence only counts as an emergency when it is happening now; as a threat it is 扬言.
-SELF_HARM = r"(跳下去|跳楼|跳河|安眠药|农药|割腕|自焚|汽油|绑了东西|栏杆外|不想活)"
+SELF_HARM = r"(跳下去(?![捞救])|跳楼|跳河|安眠药|农药|割腕|自焚|汽油|绑了东西|栏杆外|不想活)"
+ON_THE_EDGE = r"(已经|现在|正|此刻|我)(就)?(在|站在|坐在|爬上了|爬到了)(了)?.{0,4}(楼顶|天台|桥上|桥栏|塔吊|栏杆外)"
 THREAT_PATTERNS = [
-    r"(扬言|跳下去|跳楼|跳河|自杀|自焚|轻生|不想活|活不下去|同归于尽|鱼死网破|动手|拼了|拼命|报复|砍死|弄死|毒死|收拾了"
-    r"|汽油|点了|绑了东西|(去|站在|爬到|爬上).{0,8}(楼顶|塔吊|天台)|不怕坐牢|坐到死|死给.{0,3}看)",
-    r"(集体.{0,4}上访|上访|进京|去北京|讨说法|一起(去|到).{0,8}(政府|门口)|堵路|把.{0,6}路?堵|拉横幅|静坐"
-    r"|门口坐着|门口(睡|躺|打地铺)|闹大|别怪我|不走)",
+    r"(扬言|跳下去(?![捞救])|跳楼|跳河|自杀|自焚|轻生|不想活|活不下去|同归于尽|鱼死网破|拼了|拼命|砍死|弄死|毒死|收拾了"
+    r"|(我|老子|别怪我).{0,4}动手|(我|老子)(要|就|会|一定)?报复|报复(他|她|社会|他们)|(浇|泼|带着?|拎着?|买了?|有).{0,3}汽油"
+    r"|汽油.{0,4}(浇|泼|点|准备)"
+    r"|点了|绑了东西|(去|站在|爬到|爬上).{0,8}(楼顶|塔吊|天台)|我.{0,3}在.{0,2}(楼顶|天台)|不怕坐牢|坐到死|死给.{0,3}看"
+    r"|(喝|吃)(农药|安眠药)|喝药|割腕|上吊|遗书|遗言|后事|一了百了|了断|活着没意思|烂命一条|干出什么事|出了事我负责|后果自负"
+    r"|算账|我.{0,6}拿(着|上)?(刀|菜刀|锤子|榔头|棍子|铁棍|斧头|砖头)|(我|要|就).{0,4}(把|给).{0,8}(砸了|砸烂|烧了|掀了|点了))",
+    r"((集体|一起|组团|我就去|就去|要去|再去|天天去).{0,6}上访|进京|去北京|讨说法|一起(去|到).{0,8}(政府|门口)|堵路"
+    r"|(就|要|去|我们).{0,3}(把|给).{0,6}(路|马路|大门|门口)(给)?堵|拉横幅|静坐|门口坐着|门口(睡|躺|打地铺)|闹大|别怪我"
+    r"|(就|赖着?|坐着|躺着)不走|不解决.{0,4}不走|(政府|区委|街道|信访办)(门口|大门口?|楼下).{0,4}(集合|聚集|集会)"
+    r"|(集体|统一|一起).{0,10}(去|到).{0,10}(政府|区委|市委)|跪着|下跪|跪到|集体停工|罢工|抗议"
+    r"|(路上|马路上|路中间).{0,2}(一坐|坐着|躺着|一躺)|(天天|每天|一直|还要)去.{0,6}闹|闹到底)",
 ]
 
 
@@ -74,16 +89,27 @@ def _any(patterns: list[str], text: str) -> bool:
     return any(re.search(p, text) for p in patterns)
 
 
+def _shortly_before(pattern: str, text: str, spans: list[tuple[int, int]], reach: int = 12) -> bool:
+    """A match of `pattern` ending at most `reach` characters before one of the spans starts."""
+    return any(m.end() <= start <= m.end() + reach for m in re.finditer(pattern, text) for start, _ in spans)
+
+
 def is_emergency(text: str) -> bool:
-    """Danger happening now. A past incident is not an emergency unless the text also says it goes on."""
+    """Danger happening now. A past or hypothetical incident is not an emergency, unless a word saying it is
+    going on now comes just before the danger ("上周着火了……现在又有人充电" is not a fire now)."""
     now = re.search(_NOW, text) is not None
+    if re.search(ON_THE_EDGE, text):
+        return True
     if re.search(SELF_HARM, text) and (now or re.search(r"(手里拿着|身上|吃了|打不通)", text)):
         return True
     if now and re.search(r"(堵了|正在堵|已经.{0,8}堵|拉起了?横幅|正在静坐)", text):  # a mass incident under way
         return True
-    if not _any(EMERGENCY_PATTERNS, text) or re.search(r"(已经扑灭|已经灭了|火灭了|已经处理好|已经送医)", text):
+    spans = [m.span() for p in EMERGENCY_PATTERNS for m in re.finditer(p, text)]
+    if not spans or re.search(NOT_DANGER, text):
         return False
-    return now or not re.search(_PAST, text)
+    if not re.search(_PAST, text):
+        return True
+    return _shortly_before(_NOW, text, spans)
 
 
 # Exclusions stated in so many words; anything subtler is left to the model.
@@ -92,24 +118,33 @@ EXCLUSION_PATTERNS = {
                   r"|二审|一审|上诉|法院执行|强制执行)",
     "military": r"(部队|军队|军营|营区|军区|现役|服役|武警|军事管理区|军医院|随军|军用)",
     "secret": r"(涉密|保密项目|国家秘密|机密|导弹|国防项目"
-              r"|(查|告诉我|知道).{0,12}(住在哪|住哪|家住|电话号码|开房记录|户籍信息))",
+              r"|(查|告诉我|知道).{0,12}(住在哪|住哪|家住|电话号码|开房记录|户籍信息)"
+              r"|(电话|号码|名字|姓名|住址|记录).{0,4}(告诉|给)我|想知道是(谁|哪))",
     "designated_channel": r"(收红包|受贿|贪污|腐败|好处费|保护费|公车私用|以权谋私|进了自己的腰包|纪委|监委|12388"
                           r"|人大代表选举|选民名单|给钱就能进|收钱办事"
                           # railways and airlines have channels of their own
-                          r"|(高铁|火车|列车)(?!站)|列车员|12306|铁路局|航班|航空公司)",
+                          r"|(高铁|火车|列车)(上|里|票|晚点|延误)|列车员|12306|铁路局|航班|航空公司"
+                          r"|开公车|党费|违纪|人代会|(代表|委员).{0,6}(议案|提案)|(放进|装进|揣进)了?自己的?(口袋|腰包))",
     # another province or city; not 长江西路, and not "去北京" (a petition threat about a local matter)
     "out_of_jurisdiction": r"(安徽|江苏|浙江|(?<!长)江西|河南|河北|山东|山西|湖南|湖北|四川|重庆|广东|广西|福建|云南"
                            r"|贵州|陕西|甘肃|黑龙江|吉林|辽宁|内蒙古|新疆|天津|(?<![去到上进])北京|杭州|苏州|南京|昆山"
                            r"|无锡|宁波|深圳|广州)",
 }
-LOCAL = r"(宝山|松江|上海|本市|本区|街道|居委)"
+LOCAL = (r"(宝山|松江|上海|本市|本区|街道|居委|镇|顾村|吴淞|大场|杨行|月浦|罗店|罗泾|高境|庙行|淞南|张庙|友谊路|方松"
+         r"|中山|岳阳|永丰|泗泾|洞泾|九亭|新桥|车墩|叶榭|小昆山|石湖荡|泖港|佘山|新浜)")
+# The word is there but the matter is not excluded: a question about the procedure, something asked after
+# the case is over, a family's benefits, a street next to a barracks. The model weighs these.
+EXCLUSION_GUARDS = {
+    "litigation": r"(想问|问问|请问|怎么|要带|材料|在哪|区别|能不能|可不可以|还是|之前|准备|还没|不用你们管|没参加"
+                  r"|就只能|陪审)",
+    "military": r"(军属|家属|光荣牌|优待|优抚|转业|退役|复员|当兵|入伍|门口)",
+    "out_of_jurisdiction": LOCAL,  # a local matter of someone from elsewhere
+}
 
 
 def rule_exclusion(text: str) -> str | None:
     for code, pattern in EXCLUSION_PATTERNS.items():
-        if re.search(pattern, text):
-            if code == "out_of_jurisdiction" and re.search(LOCAL, text):
-                continue  # a local matter of someone from elsewhere; let the model weigh it
+        if re.search(pattern, text) and not re.search(EXCLUSION_GUARDS.get(code, "(?!)"), text):
             return code
     return None
 

@@ -20,9 +20,11 @@ def test_every_labelled_emergency_is_caught_and_nothing_else_is():
     assert missed == [] and false == []
 
 
-def test_threat_wording_is_flagged():
+def test_threat_wording_is_flagged_and_strong_feelings_are_not():
     examples = load_labelled()
+    assert sum(1 for m in examples if m.threat) >= 50
     assert [m.text for m in examples if m.threat and not is_threat(normalize(m.text))] == []
+    assert [m.text for m in examples if not m.threat and is_threat(normalize(m.text))] == []
 
 
 def test_held_out_floors(figures):
@@ -30,7 +32,7 @@ def test_held_out_floors(figures):
     assert figures["accept_exclude_accuracy"] >= 0.95, figures
     assert figures["emergency_recall"] == 1.0, figures
     assert figures["routing_top3"] >= 0.85, figures
-    assert figures["category_macro_f1"] >= 0.83, figures  # target 0.85: measured 0.846, see the issue note
+    assert figures["category_macro_f1"] >= 0.85, figures
 
 
 @pytest.mark.parametrize("text,expect", [
@@ -40,6 +42,17 @@ def test_held_out_floors(figures):
     ("我跟房东的押金纠纷已经在法院起诉了，下个月开庭", {"exclusion": "litigation"}),
     ("工伤认定拖了八个月，再不给认定我就去人社局楼顶跳下去", {"threat": True, "urgency": "urgent"}),
     ("政府都不作为，老百姓的事没人管", {"accepted": False}),
+    # the trigger word alone does not exclude: a soldier's family, a past fire, figures of speech
+    ("我老公是现役军人，军属的光荣牌怎么申请挂", {"accepted": True}),
+    ("上礼拜楼道里电瓶车充电着火了，现在又有人在楼道里充电，你们管不管", {"accepted": True}),
+    ("燃气灶打不着火，没闻到任何味道，一天没烧上饭了", {"accepted": True}),
+    ("这个鬼天气再停水我要爆炸了", {"accepted": True, "threat": False}),
+    ("我怕被他们报复，举报的时候能替我保密吗", {"threat": False}),
+    # calm words for danger now
+    ("我已经在楼顶了，欠薪的事你们到底管不管", {"exclusion": "emergency", "threat": True}),
+    ("我老伴突然说不出话来，半边脸歪了", {"exclusion": "emergency"}),
+    ("樓道裏全是煙，我們在五樓下不去", {"exclusion": "emergency"}),
+    ("遗书我都写好了，工伤认定拖了一年了", {"threat": True, "urgency": "urgent"}),
 ])
 def test_hard_cases(text, expect):
     result = default_classifier().classify(text)
@@ -75,4 +88,4 @@ def test_blind_set_floors():
     f = evaluate_blind()
     assert f["heldout"] >= 200 and f["emergencies"] >= 15
     assert f["emergency_recall"] == 1.0 and f["threat_recall"] >= 0.9, f
-    assert f["accept_exclude_accuracy"] >= 0.92 and f["routing_top3"] >= 0.9 and f["category_macro_f1"] >= 0.78, f
+    assert f["accept_exclude_accuracy"] >= 0.95 and f["routing_top3"] >= 0.9 and f["category_macro_f1"] >= 0.85, f
