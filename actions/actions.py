@@ -154,26 +154,37 @@ def _handoff(tracker: Tracker, threat: bool, text: str) -> Any:
 
 async def _decide_scope(result: dict[str, Any], text: str, dispatcher: CollectingDispatcher,
                         tracker: Tracker) -> list[EventType]:
-    """Emergency first, then threat, then exclusion; what remains is accepted (no events).
+    """Emergency first, then threat wording, then exclusion; what remains is accepted (no events).
 
-    Threat wording also goes to the operators' queue, flagged, whatever else was decided."""
+    Threat wording also goes to the operators' queue, flagged, whatever else was decided. A threat or an
+    emergency that only the intake's safety models suspect does not stop the citizen: the emergency numbers
+    are shown and the order is tagged (see `_tags`)."""
     events: list[EventType] = []
+    threat_wording = result.get("threat_wording", result.get("threat"))
     if result.get("exclusion") == "emergency" or result.get("urgency") == "emergency":
         dispatcher.utter_message(response="utter_emergency")
         events = [SlotSet("scope", "emergency")]
-    elif result.get("threat"):
+    elif threat_wording:
         dispatcher.utter_message(response="utter_threat")
         events = [SlotSet("scope", "threat")]
     elif not result.get("accepted"):
         dispatcher.utter_message(response="utter_excluded", reason=result.get("reason") or "",
                                  advice=result.get("advice") or "", rule=result.get("rule") or "")
         events = [SlotSet("scope", "excluded")]
+    elif result.get("possible_emergency"):
+        dispatcher.utter_message(response="utter_possible_emergency")
     if events and result.get("threat"):
         try:
             await _handoff(tracker, True, text)
         except (ApiUnavailable, ApiRefused) as e:  # the words were already answered; log loudly for the office
             logger.error("threat handoff could not be recorded for %s: %s", tracker.sender_id, e)
     return events
+
+
+def _tags(result: dict[str, Any], otherwise: list[str]) -> list[str]:
+    """Work-order tags from the scope check: 扬言 for threat wording or a suspected threat, 紧急 when urgent."""
+    tags = [t for t, on in (("扬言", result.get("threat")), ("紧急", result.get("urgency") == "urgent")) if on]
+    return tags or otherwise
 
 
 class ActionCheckScope(Action):
@@ -204,7 +215,7 @@ class ActionCheckScope(Action):
         if decided:
             return [*fresh, *decided]
         category = result.get("category") or category
-        tags = ["紧急"] if result.get("urgency") == "urgent" else ["普通"]
+        tags = _tags(result, ["普通"])
         dispatcher.utter_message(response="utter_scope_accepted", category=category)
         return [*fresh, SlotSet("category", category), SlotSet("description", text), SlotSet("checked_text", text),
                 SlotSet("intake_tags", tags), SlotSet("scope", "accepted")]
@@ -265,7 +276,7 @@ class ValidateComplaintForm(FormValidationAction):
         decided = await _decide_scope(result, text, dispatcher, tracker)
         if decided:
             return {"description": None, "requested_slot": None, **{e["name"]: e["value"] for e in decided}}
-        tags = ["紧急"] if result.get("urgency") == "urgent" else (tracker.get_slot("intake_tags") or ["普通"])
+        tags = _tags(result, tracker.get_slot("intake_tags") or ["普通"])
         return {"description": text, "checked_text": text, "form_failures": 0.0, "intake_tags": tags,
                 "category": tracker.get_slot("category") or result.get("category") or "投诉"}
 

@@ -197,6 +197,10 @@ def intake() -> None:
 
     if BLIND_FILE.exists():
         emit(bench="intake.blind", **evaluate_blind())
+    from api.domain.intake_eval import SAFETY_FILE, evaluate_safety
+
+    if SAFETY_FILE.exists():
+        emit(bench="intake.safety_blind", **evaluate_safety())
 
 
 def creates(backend: str, work: Path, n: int = 200, threads: int = 8) -> None:

@@ -9,6 +9,8 @@ from api.domain.intake import CATEGORIES, IntakeClassifier, Labelled, is_heldout
 
 # Written blind (tests/data/intake_fresh.jsonl): never used for rules, features or training.
 BLIND_FILE = Path(__file__).resolve().parents[2] / "tests" / "data" / "intake_fresh.jsonl"
+# Written blind to test the safety nets alone: emergencies now (many calm), look-alikes, threats, strong feelings.
+SAFETY_FILE = BLIND_FILE.with_name("intake_safety_blind.jsonl")
 
 
 def evaluate(clf: IntakeClassifier | None = None) -> dict[str, Any]:
@@ -23,6 +25,30 @@ def evaluate_blind(path: Path = BLIND_FILE) -> dict[str, Any]:
     the labelled set, and the figures say how the intake does on messages nobody tuned for."""
     examples = load_labelled()
     return _scores(IntakeClassifier(examples, load_units()), examples, load_labelled(path))
+
+
+def evaluate_safety(path: Path = SAFETY_FILE, clf: IntakeClassifier | None = None) -> dict[str, Any]:
+    """Emergencies: turned away with the numbers (rules), or shown the numbers while the order goes on
+    (a safety model's suspicion); threats: flagged at all, and by explicit wording."""
+    clf = clf or IntakeClassifier(load_labelled(), load_units())
+    out = [(m, clf.classify(m.text)) for m in load_labelled(path)]
+    em = [r for m, r in out if m.label == "emergency"]
+    calm = [r for m, r in out if m.label != "emergency"]
+    th = [r for m, r in out if m.threat]
+    no_th = [r for m, r in out if not m.threat]
+
+    def share(rows: list[dict[str, Any]], key: str, value: Any = True) -> float:
+        return round(sum(1 for r in rows if r.get(key) == value) / max(1, len(rows)), 4)
+
+    return {
+        "messages": len(out), "emergencies": len(em), "threats": len(th),
+        "emergency_excluded": share(em, "exclusion", "emergency"),
+        "emergency_numbers_shown": share(em, "possible_emergency"),
+        "non_emergency_excluded": share(calm, "exclusion", "emergency"),
+        "non_emergency_numbers_shown": share(calm, "possible_emergency"),
+        "threat_recall": share(th, "threat"), "threat_wording_recall": share(th, "threat_wording"),
+        "non_threat_flagged": share(no_th, "threat"),
+    }
 
 
 def _scores(clf: IntakeClassifier, train: list[Labelled], held: list[Labelled]) -> dict[str, Any]:
@@ -49,4 +75,10 @@ def _scores(clf: IntakeClassifier, train: list[Labelled], held: list[Labelled]) 
         "routing_top1": round(top1 / max(1, len(routed)), 4), "routing_top3": round(top3 / max(1, len(routed)), 4),
         "routed": len(routed),
         "threat_recall": round(sum(1 for _, r in threats if r["threat"]) / max(1, len(threats)), 4),
+        # what the recall-first safety models cost on ordinary messages
+        "non_threat_flagged": round(sum(1 for m, r in out if not m.threat and r["threat"])
+                                    / max(1, sum(1 for m, _ in out if not m.threat)), 4),
+        "non_emergency_numbers_shown": round(
+            sum(1 for m, r in out if m.label != "emergency" and r["possible_emergency"])
+            / max(1, sum(1 for m, _ in out if m.label != "emergency")), 4),
     }

@@ -175,6 +175,21 @@ def test_scope_threat_hands_off_with_the_flag(api) -> None:  # type: ignore[no-u
     assert handoff["threat"] is True and handoff["reason"] == "threat" and handoff["text"] == "不解决我就跳楼"
 
 
+def test_a_suspected_threat_is_tagged_but_the_citizen_is_not_stopped(api) -> None:  # type: ignore[no-untyped-def]
+    fake = api({"/api/v1/intake/classify": (200, classify(threat=True, threat_wording=False, urgency="urgent"))})
+    msgs, events = run(a.ActionCheckScope(), tracker("实在不行我就带着孩子一起走了", intent="complain"))
+    assert [m["response"] for m in msgs] == ["utter_scope_accepted"]
+    assert slots(events)["scope"] == "accepted" and slots(events)["intake_tags"] == ["扬言", "紧急"]
+    assert [r for r in fake.requests if "handoffs" in r[1]] == []
+
+
+def test_a_possible_emergency_shows_the_numbers_then_goes_on(api) -> None:  # type: ignore[no-untyped-def]
+    api({"/api/v1/intake/classify": (200, classify(category="求助", possible_emergency=True, urgency="urgent"))})
+    msgs, events = run(a.ActionCheckScope(), tracker("隔壁老太太两天没开门了，敲门也没反应", intent="seek_help"))
+    assert [m["response"] for m in msgs] == ["utter_possible_emergency", "utter_scope_accepted"]
+    assert slots(events)["scope"] == "accepted" and slots(events)["intake_tags"] == ["紧急"]
+
+
 def test_scope_excluded_gives_reason_and_channel(api) -> None:  # type: ignore[no-untyped-def]
     api({"/api/v1/intake/classify": (200, classify(accepted=False, exclusion="litigation", reason="已进入诉讼程序",
                                                    advice="请向法院咨询", rule="第九条（一）"))})

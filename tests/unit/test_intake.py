@@ -46,8 +46,8 @@ def test_held_out_floors(figures):
     ("我老公是现役军人，军属的光荣牌怎么申请挂", {"accepted": True}),
     ("上礼拜楼道里电瓶车充电着火了，现在又有人在楼道里充电，你们管不管", {"accepted": True}),
     ("燃气灶打不着火，没闻到任何味道，一天没烧上饭了", {"accepted": True}),
-    ("这个鬼天气再停水我要爆炸了", {"accepted": True, "threat": False}),
-    ("我怕被他们报复，举报的时候能替我保密吗", {"threat": False}),
+    ("这个鬼天气再停水我要爆炸了", {"accepted": True, "threat_wording": False}),
+    ("我怕被他们报复，举报的时候能替我保密吗", {"threat_wording": False}),
     # calm words for danger now
     ("我已经在楼顶了，欠薪的事你们到底管不管", {"exclusion": "emergency", "threat": True}),
     ("我老伴突然说不出话来，半边脸歪了", {"exclusion": "emergency"}),
@@ -89,3 +89,15 @@ def test_blind_set_floors():
     assert f["heldout"] >= 200 and f["emergencies"] >= 15
     assert f["emergency_recall"] == 1.0 and f["threat_recall"] >= 0.9, f
     assert f["accept_exclude_accuracy"] >= 0.95 and f["routing_top3"] >= 0.9 and f["category_macro_f1"] >= 0.85, f
+
+
+def test_safety_blind_floors():
+    """tests/data/intake_safety_blind.jsonl was written by someone who saw neither the rules nor any data. Its first
+    run, with the rules alone: 21 of 45 emergencies and 23 of 43 threats. The safety models behind the rules were
+    added without changing a rule for it; the floors below are what they measured then."""
+    from api.domain.intake_eval import evaluate_safety
+
+    f = evaluate_safety()
+    assert f["emergencies"] >= 40 and f["threats"] >= 40
+    assert f["emergency_numbers_shown"] >= 0.9 and f["threat_recall"] >= 0.95, f
+    assert f["non_emergency_excluded"] <= 0.05, f  # nobody with an ordinary matter is turned away as an emergency
