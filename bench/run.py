@@ -186,6 +186,40 @@ def scale(n: int, work: Path, queries: list[str], rounds: int) -> None:
         log.close()
 
 
+def ivf_recall(n: int, work: Path, queries: list[str]) -> None:
+    """The approximate dense index used above FLAT_LIMIT question vectors against exact search, on the same
+    vectors: the questions of n synthetic entries and the development queries, encoded by the demo KB's
+    domain encoder."""
+    import faiss
+
+    from kb.encoder import domain_encoder
+    from kb.evaluation import demo_docs
+    from kb.search import BUILD_CHUNK, SearchIndex
+    from kb.service import training_entries
+    from kb.text import DATA_DIR, TextProcessor, analyzer, load_synonyms_file
+
+    synonyms = load_synonyms_file(DATA_DIR / "synonyms.tsv")
+    processor = TextProcessor(synonyms)
+    encoder = domain_encoder(training_entries(demo_docs()), synonyms, processor, work / "encoder")
+    questions = [q for r in synthetic_rows(n) for q in (r["question"], *r["similar_questions"])]  # type: ignore[misc]
+    vecs = np.zeros((len(questions), encoder.dim), dtype=np.float32)
+    with analyzer(processor, len(questions)) as analyze:
+        for c in range(0, len(questions), BUILD_CHUNK):
+            an = analyze(questions[c : c + BUILD_CHUNK])
+            vecs[c : c + len(an)] = encoder.encode_static([a.static_string() for a in an])  # type: ignore[attr-defined]
+    exact = faiss.IndexFlatIP(encoder.dim)
+    exact.add(vecs)
+    started = time.perf_counter()
+    approx = SearchIndex._ivf(vecs.astype(np.float16))
+    build_s = time.perf_counter() - started
+    qv = encoder.encode(queries)
+    _, e = exact.search(qv, 10)
+    _, a = approx.search(qv, 10)
+    emit(bench="index.ivf_recall", vectors=len(vecs), queries=len(queries), nlist=approx.nlist, nprobe=approx.nprobe,
+         recall_at_10=round(float(np.mean([len(set(x) & set(y)) / 10 for x, y in zip(e, a, strict=True)])), 4),
+         top1_agreement=round(float(np.mean(e[:, 0] == a[:, 0])), 4), build_s=round(build_s, 1))
+
+
 # -- intake and work orders ------------------------------------------------------------------------------
 
 def intake() -> None:
@@ -311,6 +345,10 @@ def main() -> None:
     queries = [q.query for q in load_queries()]
     for n in args.sizes:
         scale(n, work, queries, args.rounds)
+    from kb.search import FLAT_LIMIT
+
+    if any(n * 5 > FLAT_LIMIT for n in args.sizes):
+        ivf_recall(max(args.sizes), work, queries)
 
 
 if __name__ == "__main__":

@@ -166,42 +166,68 @@ class SearchIndex:
         words_seen: set[str] = set()
         self.vocab: dict[str, int] = {}
         q_ids: list[list[int]] = []
-        vectors = np.zeros((len(q_text), encoder.dim), dtype=np.float32) if encoder is not None else None
+        # Vectors go into the index chunk by chunk. Above FLAT_LIMIT they wait in float16 for the IVF training
+        # sample (half the memory of float32; the index quantises to 8 bits anyway).
+        ivf = encoder is not None and len(q_text) > FLAT_LIMIT
+        flat = faiss.IndexFlatIP(encoder.dim) if encoder is not None and not ivf else None
+        waiting = np.zeros((len(q_text), encoder.dim), dtype=np.float16) if ivf else None
         static = hasattr(encoder, "encode_static")
+        answers = [d.answer for d in self.docs]
+        starts = list(range(0, len(q_text), BUILD_CHUNK))
         with analyzer(processor, len(q_text)) as analyze:
-            for c in range(0, len(q_text), BUILD_CHUNK):
-                chunk = q_text[c : c + BUILD_CHUNK]
-                an = analyze(chunk)
+            # One chunk ahead: the workers segment the next chunk while this process indexes the current one,
+            # and canonicalise the answers while it builds the questions' BM25.
+            pending = analyze.submit(q_text[: BUILD_CHUNK])
+            answers_pending = analyze.submit_canonical(answers) if not starts else None
+            for k, c in enumerate(starts):
+                an = pending()
+                if k + 1 < len(starts):
+                    pending = analyze.submit(q_text[starts[k + 1] : starts[k + 1] + BUILD_CHUNK])
+                else:
+                    answers_pending = analyze.submit_canonical(answers)
                 self.q_canon.extend(a.canon for a in an)
                 self.q_words.extend(" ".join(a.words) for a in an)
                 words_seen.update(w for a in an for w in a.words)
                 q_ids.extend(self._ids(a.tokens, self.vocab, grow=True) for a in an)
-                if vectors is not None and static:
-                    vectors[c : c + len(chunk)] = encoder.encode_static(  # type: ignore[union-attr]
-                        [a.static_string() for a in an])
-                elif vectors is not None:
-                    vectors[c : c + len(chunk)] = encoder.encode(chunk)  # type: ignore[union-attr]
-        phase("analyse_and_encode_questions")
-        self.word_vocab = frozenset(words_seen)
-        self.q_ptr, self.q_tok = self._csr(q_ids)
-        df = np.bincount(self.q_tok, minlength=len(self.vocab)) if len(self.q_tok) else np.zeros(len(self.vocab))
-        n = max(1, len(q_ids))
-        self.idf = np.log(1 + (n - df + 0.5) / (df + 0.5)).astype(np.float32)
-        self.max_idf = math.log(1 + (n + 0.5) / 0.5)
-        self.bm25_q = self._bm25(q_ids, self.vocab)
-        del q_ids
-        phase("bm25_questions")
+                if encoder is not None:
+                    vecs = (encoder.encode_static([a.static_string() for a in an]) if static  # type: ignore[union-attr]
+                            else encoder.encode(q_text[c : c + len(an)]))
+                    if flat is not None:
+                        flat.add(np.ascontiguousarray(vecs, dtype=np.float32))
+                    else:
+                        waiting[c : c + len(an)] = vecs  # type: ignore[index]
+                del an
+            phase("analyse_and_encode_questions")
+            self.word_vocab = frozenset(words_seen)
+            self.q_ptr, self.q_tok = self._csr(q_ids)
+            df = np.bincount(self.q_tok, minlength=len(self.vocab)) if len(self.q_tok) else np.zeros(len(self.vocab))
+            n = max(1, len(q_ids))
+            self.idf = np.log(1 + (n - df + 0.5) / (df + 0.5)).astype(np.float32)
+            self.max_idf = math.log(1 + (n + 0.5) / 0.5)
+            # Per-query coverage runs over every candidate question: plain floats and precomputed row totals
+            # keep that loop free of numpy scalar access, which dominated a 100k-entry search.
+            self.idf_list: list[float] = self.idf.tolist()
+            rows_of_tokens = np.repeat(np.arange(len(q_ids), dtype=np.int32), np.diff(self.q_ptr))
+            self.q_idf_total = np.bincount(rows_of_tokens, weights=self.idf[self.q_tok].astype(np.float64),
+                                           minlength=len(q_ids))
+            del rows_of_tokens
+            self.bm25_q = self._bm25(q_ids, self.vocab)
+            del q_ids
+            phase("bm25_questions")
+            assert answers_pending is not None
+            answers_canon = answers_pending()
 
         self.a_vocab: dict[str, int] = {}
-        a_ids = [self._ids(char_grams(processor.canonical(d.answer)), self.a_vocab, grow=True) for d in self.docs]
+        a_ids = [self._ids(char_grams(c), self.a_vocab, grow=True) for c in answers_canon]
+        del answers_canon, answers
         self.a_ptr, self.a_tok = self._csr(a_ids)
         self.bm25_a = self._bm25(a_ids, self.a_vocab)
         phase("answers")
 
-        self.faiss: faiss.Index | None = None
-        if vectors is not None and len(vectors):
-            self.faiss = self._faiss(vectors)
-        del a_ids, vectors
+        self.faiss: faiss.Index | None = flat if flat is not None and flat.ntotal else None
+        if waiting is not None and len(waiting):
+            self.faiss = self._ivf(waiting)
+        del a_ids, waiting
         phase("faiss")
         self.build_seconds = time.perf_counter() - started
 
@@ -242,21 +268,20 @@ class SearchIndex:
         return model
 
     @staticmethod
-    def _faiss(vecs: np.ndarray) -> faiss.Index:
+    def _ivf(vecs: np.ndarray) -> faiss.Index:
+        """Inverted lists with 8-bit scalar quantisation: a quarter of the memory of exact search. Its recall
+        against exact search is printed by `make bench` (bench `index.ivf_recall`)."""
         dim = vecs.shape[1]
-        if len(vecs) <= FLAT_LIMIT:
-            index = faiss.IndexFlatIP(dim)
-        else:
-            # 8-bit scalar quantisation: a quarter of the memory; recall against exact search is in the bench
-            nlist = int(4 * math.sqrt(len(vecs)))
-            index = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(dim), dim, nlist, faiss.ScalarQuantizer.QT_8bit,
-                                                  faiss.METRIC_INNER_PRODUCT)
-            rng = np.random.default_rng(0)
-            index.train(vecs[rng.choice(len(vecs), size=min(len(vecs), nlist * 40), replace=False)])
-            index.nprobe = 16
-        index.add(vecs)
-        if isinstance(index, faiss.IndexIVF):
-            index.make_direct_map()
+        nlist = int(4 * math.sqrt(len(vecs)))
+        index = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(dim), dim, nlist, faiss.ScalarQuantizer.QT_8bit,
+                                              faiss.METRIC_INNER_PRODUCT)
+        rng = np.random.default_rng(0)
+        sample = np.sort(rng.choice(len(vecs), size=min(len(vecs), nlist * 40), replace=False))
+        index.train(vecs[sample].astype(np.float32))
+        for c in range(0, len(vecs), BUILD_CHUNK):
+            index.add(vecs[c : c + BUILD_CHUNK].astype(np.float32))
+        index.nprobe = 16
+        index.make_direct_map()
         return index
 
     def question_vectors(self, qis: Sequence[int]) -> np.ndarray:
@@ -297,12 +322,7 @@ class SearchIndex:
     # -- hybrid -------------------------------------------------------------------------------------------
 
     def _weight(self, tid: int) -> float:
-        return float(self.idf[tid]) if tid >= 0 else self.max_idf
-
-    def _coverage(self, weights: dict[int, float], row: set[int]) -> float:
-        """Share of the idf mass of `weights` (token id → idf; -1 ids are unknown tokens) found in `row`."""
-        total = sum(weights.values())
-        return sum(w for t, w in weights.items() if t in row) / total if total > 0 else 0.0
+        return self.idf_list[tid] if tid >= 0 else self.max_idf
 
     def _row(self, ptr: np.ndarray, tok: np.ndarray, i: int) -> set[int]:
         return set(tok[ptr[i] : ptr[i + 1]].tolist())
@@ -340,16 +360,23 @@ class SearchIndex:
             key = tid if tid >= 0 else unknown - len(q_weights)  # every unknown token counts on its own
             q_weights[key] = self._weight(tid)
         q_set = set(q_weights)
+        q_total = sum(q_weights.values())
+        idf = self.idf_list
         a_weights = {t: 1.0 for t in a_query}
         n_a = max(1, len(dict.fromkeys(char_grams(canon))))
         word_str = " ".join(words)
         q_len = len(canon.replace(" ", ""))
         hits: list[Hit] = []
-        for d in cand:
+        order = list(cand)
+        dense_of: dict[int, float] = {}
+        if qvec is not None and self.faiss is not None:  # one reconstruction and product for every candidate
+            all_q = [qi for d in order for qi in self.entry_questions[d]]
+            sims = self.question_vectors(all_q) @ qvec
+            starts = np.cumsum([0] + [len(self.entry_questions[d]) for d in order[:-1]])
+            dense_of = dict(zip(order, np.maximum.reduceat(sims, starts).tolist(), strict=True))
+        for d in order:
             qis = self.entry_questions[d]
-            dense = 0.0
-            if qvec is not None and self.faiss is not None:
-                dense = float((self.question_vectors(qis) @ qvec).max())
+            dense = dense_of.get(d, 0.0)
             best_q, best_f = qis[0], -1.0
             fz = pf = ts = cov = qcov = 0.0
             for qi in qis:
@@ -357,9 +384,11 @@ class SearchIndex:
                 r = fuzz.ratio(canon, c) / 100
                 p = fuzz.partial_ratio(canon, c) / 100 if min(len(c), q_len) >= 4 else r
                 t = fuzz.token_set_ratio(word_str, self.q_words[qi]) / 100
-                row = self._row(self.q_ptr, self.q_tok, qi)
-                cv = self._coverage(q_weights, row)
-                qc = self._coverage({i: self._weight(i) for i in row}, q_set)
+                # idf share of the query found in the question, and of the question found in the query
+                inter = q_set.intersection(self.q_tok[self.q_ptr[qi] : self.q_ptr[qi + 1]].tolist())
+                cv = sum(q_weights[k] for k in inter) / q_total if q_total > 0 else 0.0
+                row_total = float(self.q_idf_total[qi])
+                qc = sum(idf[k] for k in inter) / row_total if row_total > 0 else 0.0
                 fz, pf, ts, cov, qcov = max(fz, r), max(pf, p), max(ts, t), max(cov, cv), max(qcov, qc)
                 local = r + cv + qc
                 if local > best_f:

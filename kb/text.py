@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import jieba
 from opencc import OpenCC
@@ -198,32 +199,71 @@ def _analyze_chunk(chunk: list[str]) -> list[str]:
     return [_SEP.join([a.canon, *a.words]) for a in map(_worker_processor.analyze, chunk)]
 
 
+def _canonical_chunk(chunk: list[str]) -> list[str]:
+    assert _worker_processor is not None
+    return [_worker_processor.canonical(t) for t in chunk]
+
+
+class Analyzer:
+    """Analyses lists of texts in this process. `submit` returns a function that gives the result when called,
+    so a caller can hand the next chunk to the workers before it indexes the current one."""
+
+    def __init__(self, processor: TextProcessor):
+        self.processor = processor
+
+    def __call__(self, texts: list[str]) -> list[Analysis]:
+        return self.submit(texts)()
+
+    def submit(self, texts: list[str]) -> Callable[[], list[Analysis]]:
+        return lambda: [self.processor.analyze(t) for t in texts]
+
+    def submit_canonical(self, texts: list[str]) -> Callable[[], list[str]]:
+        return lambda: [self.processor.canonical(t) for t in texts]
+
+
+class _PooledAnalyzer(Analyzer):
+    def __init__(self, processor: TextProcessor, pool: Any, workers: int):
+        super().__init__(processor)
+        self.pool = pool
+        self.workers = workers
+
+    def _parts(self, texts: list[str]) -> list[list[str]]:
+        size = max(500, len(texts) // (self.workers * 4))
+        return [texts[i : i + size] for i in range(0, len(texts), size)]
+
+    def submit(self, texts: list[str]) -> Callable[[], list[Analysis]]:
+        handle = self.pool.map_async(_analyze_chunk, self._parts(texts))
+
+        def result() -> list[Analysis]:
+            out = []
+            for part in handle.get():
+                for packed in part:
+                    canon, *words = packed.split(_SEP)
+                    out.append(with_grams(canon, words))
+            return out
+
+        return result
+
+    def submit_canonical(self, texts: list[str]) -> Callable[[], list[str]]:
+        handle = self.pool.map_async(_canonical_chunk, self._parts(texts))
+        return lambda: [c for part in handle.get() for c in part]
+
+
 @contextmanager
-def analyzer(processor: TextProcessor, total_texts: int) -> Iterator[Callable[[list[str]], list[Analysis]]]:
-    """A function that analyses a list of texts. jieba is pure Python, so a large KB is segmented on every
-    core by spawned workers (not forked: the server has threads, and fork would copy their held locks)."""
+def analyzer(processor: TextProcessor, total_texts: int) -> Iterator[Analyzer]:
+    """An Analyzer. jieba is pure Python, so a large KB is segmented on every core by spawned workers (not
+    forked: the server has threads, and fork would copy their held locks)."""
     import multiprocessing as mp
     import os
 
     workers = min(4, os.cpu_count() or 1)
     if total_texts < PARALLEL_MIN_TEXTS or workers < 2:
-        yield lambda texts: [processor.analyze(t) for t in texts]
+        yield Analyzer(processor)
         return
     pool = mp.get_context("spawn").Pool(workers, initializer=_init_worker,
                                         initargs=(processor.synonyms.mapping, processor.dict_path))
-
-    def run(texts: list[str]) -> list[Analysis]:
-        size = max(500, len(texts) // (workers * 4))
-        parts = pool.map(_analyze_chunk, [texts[i : i + size] for i in range(0, len(texts), size)])
-        out = []
-        for part in parts:
-            for packed in part:
-                canon, *words = packed.split(_SEP)
-                out.append(with_grams(canon, words))
-        return out
-
     try:
-        yield run
+        yield _PooledAnalyzer(processor, pool, workers)
     finally:
         pool.close()  # close + join: terminate() can leave a worker holding the queue lock
         pool.join()

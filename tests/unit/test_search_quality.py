@@ -100,3 +100,33 @@ def test_dev_files_are_valid_jsonl():
         for line in f.read_text(encoding="utf-8").splitlines():
             row = json.loads(line)
             assert set(row) == {"query", "expected"}, f
+
+
+def test_large_kb_build_paths_give_the_same_answers(index, halves, monkeypatch):
+    """Above PARALLEL_MIN_TEXTS the questions are segmented by worker processes one chunk ahead, and above
+    FLAT_LIMIT the dense leg is an IVF index: forced here on the demo KB, the answers must not change (segmenting)
+    or barely change (approximate dense candidates; the lexical legs still find the rest)."""
+    import faiss
+
+    import kb.search
+    import kb.text
+    from kb.search import SearchIndex
+
+    monkeypatch.setattr(kb.text, "PARALLEL_MIN_TEXTS", 100)
+    pooled = SearchIndex(index.docs, index.processor, index.encoder)
+    monkeypatch.setattr(kb.search, "FLAT_LIMIT", 500)
+    monkeypatch.setattr(kb.search, "BUILD_CHUNK", 1000)  # several chunks, so the look-ahead is exercised
+    approx = SearchIndex(index.docs, index.processor, index.encoder)
+    assert isinstance(approx.faiss, faiss.IndexIVF) and approx.faiss.ntotal == len(index.q_doc)
+    assert pooled.q_canon == index.q_canon and pooled.vocab == index.vocab
+
+    fusion = Fusion.load()
+    queries = [q.query for q in halves[1]]
+
+    def top(ix):
+        return [(o.decision, o.hits[0].doc.entry_id if o.hits else None) for o in (ix.search(q, fusion) for q in queries)]
+
+    plain = top(index)
+    assert top(pooled) == plain
+    agree = sum(1 for a, b in zip(top(approx), plain, strict=True) if a == b) / len(plain)
+    assert agree >= 0.95, agree
