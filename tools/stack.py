@@ -109,7 +109,9 @@ class Stack:
                              str(endpoints), "--credentials", str(ROOT / "bot" / "credentials.yml"),
                              "--port", str(self.rasa_port), "--cors", "*"])
         try:
-            self._wait("api", lambda: _get(f"{self.api_url}/health") is not None, timeout)
+            # ready once the intake models are built too: the bot gives the API 4 s per call
+            self._wait("api", lambda: json.loads(_get(f"{self.api_url}/health") or b"{}").get("intake_ready"),
+                       timeout)
             self._wait("actions", lambda: _get(f"{self.actions_url}/health") is not None, timeout)
             self._wait("rasa", lambda: (_get(f"{self.rasa_url}/") or b"").startswith(b"Hello"), timeout)
         except Exception:

@@ -344,6 +344,11 @@ def default_classifier() -> IntakeClassifier:
         return _default_classifier()
 
 
+def classifier_ready() -> bool:
+    """Whether the default classifier is built (for /health: a complaint before that waits for the build)."""
+    return _default_classifier.cache_info().currsize > 0
+
+
 @lru_cache(maxsize=1)
 def _default_classifier() -> IntakeClassifier:
     return IntakeClassifier([m for m in load_labelled() if not is_heldout(m)], load_units())

@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from sqlalchemy import select
 
 from api.deps import ActorDep, AdminDep, NowDep, SearchDep, SessionDep, token_hash
+from api.domain.intake import classifier_ready
 from api.schemas import TokenIn, TokenOut
 from kb.errors import InvalidInput, NotFound
 from kb.models import ApiToken
@@ -20,7 +21,7 @@ router = APIRouter(tags=["admin"])
 def health(service: SearchDep, now: NowDep) -> dict[str, Any]:
     info = service.health(now.date())
     status = "ok" if service.index is not None and not info["last_error"] else "degraded"
-    return {"status": status, **info}
+    return {"status": status, **info, "intake_ready": classifier_ready()}
 
 
 @router.get("/api/v1/auth/me")

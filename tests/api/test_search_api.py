@@ -15,6 +15,7 @@ def test_health_reports_the_index(client):
     assert body["entries"] >= 20
     assert body["encoder"].startswith("static-")
     assert body["kb_version"] >= 1
+    assert isinstance(body["intake_ready"], bool)
 
 
 def test_a_chinese_question_gets_a_cited_answer(client):
