@@ -272,7 +272,7 @@ class SearchIndex:
         """Inverted lists with 8-bit scalar quantisation: a quarter of the memory of exact search. Its recall
         against exact search is printed by `make bench` (bench `index.ivf_recall`)."""
         dim = vecs.shape[1]
-        nlist = int(4 * math.sqrt(len(vecs)))
+        nlist = max(1, int(math.sqrt(len(vecs))))  # ~700 lists at 500k vectors: quick to train, 16 probed
         index = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(dim), dim, nlist, faiss.ScalarQuantizer.QT_8bit,
                                               faiss.METRIC_INNER_PRODUCT)
         rng = np.random.default_rng(0)
@@ -368,39 +368,45 @@ class SearchIndex:
         q_len = len(canon.replace(" ", ""))
         hits: list[Hit] = []
         order = list(cand)
-        dense_of: dict[int, float] = {}
-        if qvec is not None and self.faiss is not None:  # one reconstruction and product for every candidate
-            all_q = [qi for d in order for qi in self.entry_questions[d]]
-            sims = self.question_vectors(all_q) @ qvec
-            starts = np.cumsum([0] + [len(self.entry_questions[d]) for d in order[:-1]])
-            dense_of = dict(zip(order, np.maximum.reduceat(sims, starts).tolist(), strict=True))
-        for d in order:
-            qis = self.entry_questions[d]
-            dense = dense_of.get(d, 0.0)
-            best_q, best_f = qis[0], -1.0
-            fz = pf = ts = cov = qcov = 0.0
-            for qi in qis:
-                c = self.q_canon[qi]
-                r = fuzz.ratio(canon, c) / 100
-                p = fuzz.partial_ratio(canon, c) / 100 if min(len(c), q_len) >= 4 else r
-                t = fuzz.token_set_ratio(word_str, self.q_words[qi]) / 100
-                # idf share of the query found in the question, and of the question found in the query
-                inter = q_set.intersection(self.q_tok[self.q_ptr[qi] : self.q_ptr[qi + 1]].tolist())
-                cv = sum(q_weights[k] for k in inter) / q_total if q_total > 0 else 0.0
+        # Every candidate question scored at once (rapidfuzz's cdist loops in C), then the best per entry.
+        all_q = [qi for d in order for qi in self.entry_questions[d]]
+        starts = np.cumsum([0] + [len(self.entry_questions[d]) for d in order[:-1]])
+        canons = [self.q_canon[qi] for qi in all_q]
+        ratio = process.cdist([canon], canons, scorer=fuzz.ratio, dtype=np.float64)[0] / 100
+        partial = process.cdist([canon], canons, scorer=fuzz.partial_ratio, dtype=np.float64)[0] / 100
+        short_q = np.fromiter((min(len(c), q_len) < 4 for c in canons), dtype=bool, count=len(canons))
+        partial = np.where(short_q, ratio, partial)  # partial ratio of a 2-character text says nothing
+        tset = process.cdist([word_str], [self.q_words[qi] for qi in all_q], scorer=fuzz.token_set_ratio,
+                             dtype=np.float64)[0] / 100
+        # idf share of the query found in each question, and of each question found in the query
+        cov = np.zeros(len(all_q))
+        qcov = np.zeros(len(all_q))
+        for n, qi in enumerate(all_q):
+            inter = q_set.intersection(self.q_tok[self.q_ptr[qi] : self.q_ptr[qi + 1]].tolist())
+            if inter:
+                cov[n] = sum(q_weights[k] for k in inter) / q_total if q_total > 0 else 0.0
                 row_total = float(self.q_idf_total[qi])
-                qc = sum(idf[k] for k in inter) / row_total if row_total > 0 else 0.0
-                fz, pf, ts, cov, qcov = max(fz, r), max(pf, p), max(ts, t), max(cov, cv), max(qcov, qc)
-                local = r + cv + qc
-                if local > best_f:
-                    best_q, best_f = qi, local
+                qcov[n] = sum(idf[k] for k in inter) / row_total if row_total > 0 else 0.0
+        local = ratio + cov + qcov
+        best_of = {name: np.maximum.reduceat(arr, starts).tolist()
+                   for name, arr in (("fuzz", ratio), ("pfuzz", partial), ("tset", tset), ("cov", cov),
+                                     ("qcov", qcov))}
+        dense_of = [0.0] * len(order)
+        if qvec is not None and self.faiss is not None:  # one reconstruction and product for every candidate
+            dense_of = np.maximum.reduceat(self.question_vectors(all_q) @ qvec, starts).tolist()
+        ends = [*starts[1:].tolist(), len(all_q)]
+        for n, d in enumerate(order):
+            s0, s1 = int(starts[n]), ends[n]
+            best_q = all_q[s0 + int(np.argmax(local[s0:s1]))]  # the first of equals, as before
+            dense = dense_of[n]
             a_row = self._row(self.a_ptr, self.a_tok, d)
             feats = {
                 "dense": dense,
-                "fuzz": fz,
-                "pfuzz": pf,
-                "tset": ts,
-                "cov": cov,
-                "qcov": qcov,
+                "fuzz": best_of["fuzz"][n],
+                "pfuzz": best_of["pfuzz"][n],
+                "tset": best_of["tset"][n],
+                "cov": best_of["cov"][n],
+                "qcov": best_of["qcov"][n],
                 "ans": sum(w for t, w in a_weights.items() if t in a_row) / n_a,
                 "bm25_rel": bm_best.get(d, 0.0) / bm_top,
                 "dense_rel": 0.0,
