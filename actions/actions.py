@@ -173,7 +173,7 @@ async def _decide_scope(result: dict[str, Any], text: str, dispatcher: Collectin
         events = [SlotSet("scope", "excluded")]
     elif result.get("possible_emergency"):
         dispatcher.utter_message(response="utter_possible_emergency")
-    if events and result.get("threat"):
+    if events and threat_wording:
         try:
             await _handoff(tracker, True, text)
         except (ApiUnavailable, ApiRefused) as e:  # the words were already answered; log loudly for the office

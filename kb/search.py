@@ -220,8 +220,10 @@ class SearchIndex:
         self.a_vocab: dict[str, int] = {}
         a_ids = [self._ids(char_grams(c), self.a_vocab, grow=True) for c in answers_canon]
         del answers_canon, answers
-        self.a_ptr, self.a_tok = self._csr(a_ids)
         self.bm25_a = self._bm25(a_ids, self.a_vocab)
+        # The answers' postings (bigram → entries) answer "which candidates mention this bigram" for the `ans`
+        # feature; no second copy of 100k answers' bigrams is kept. Binary search needs them sorted.
+        self.a_postings = self._sorted_postings(self.bm25_a)
         phase("answers")
 
         self.faiss: faiss.Index | None = flat if flat is not None and flat.ntotal else None
@@ -324,8 +326,33 @@ class SearchIndex:
     def _weight(self, tid: int) -> float:
         return self.idf_list[tid] if tid >= 0 else self.max_idf
 
-    def _row(self, ptr: np.ndarray, tok: np.ndarray, i: int) -> set[int]:
-        return set(tok[ptr[i] : ptr[i + 1]].tolist())
+    @staticmethod
+    def _sorted_postings(model: bm25s.BM25 | None) -> tuple[np.ndarray, np.ndarray] | None:
+        if model is None:
+            return None
+        indptr, indices = model.scores["indptr"], model.scores["indices"]
+        column = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
+        if len(indices) > 1 and not np.all((np.diff(indices) > 0) | (np.diff(column) > 0)):
+            order = np.lexsort((indices, column))  # bm25s keeps each column's documents in order today
+            indices = indices[order]
+            model.scores["data"] = model.scores["data"][order]
+            model.scores["indices"] = indices
+        return indptr, indices
+
+    def _answer_mentions(self, grams: list[int], docs: list[int]) -> np.ndarray:
+        """For each doc, how many of the answer-vocabulary bigram ids `grams` its answer contains."""
+        counts = np.zeros(len(docs))
+        if self.a_postings is None or not docs:
+            return counts
+        indptr, indices = self.a_postings
+        wanted = np.asarray(docs)
+        for g in grams:
+            posting = indices[indptr[g] : indptr[g + 1]]
+            if not len(posting):
+                continue
+            at = np.searchsorted(posting, wanted)
+            counts += (at < len(posting)) & (posting[np.minimum(at, len(posting) - 1)] == wanted)
+        return counts
 
     def candidates(self, query: str, today: date | None = None, pool: int = 40) -> list[Hit]:
         """Every plausible entry with its features (unsorted; the fusion scores them)."""
@@ -362,7 +389,6 @@ class SearchIndex:
         q_set = set(q_weights)
         q_total = sum(q_weights.values())
         idf = self.idf_list
-        a_weights = {t: 1.0 for t in a_query}
         n_a = max(1, len(dict.fromkeys(char_grams(canon))))
         word_str = " ".join(words)
         q_len = len(canon.replace(" ", ""))
@@ -395,11 +421,11 @@ class SearchIndex:
         if qvec is not None and self.faiss is not None:  # one reconstruction and product for every candidate
             dense_of = np.maximum.reduceat(self.question_vectors(all_q) @ qvec, starts).tolist()
         ends = [*starts[1:].tolist(), len(all_q)]
+        mentions = (self._answer_mentions(a_query, order) / n_a).tolist()
         for n, d in enumerate(order):
             s0, s1 = int(starts[n]), ends[n]
             best_q = all_q[s0 + int(np.argmax(local[s0:s1]))]  # the first of equals, as before
             dense = dense_of[n]
-            a_row = self._row(self.a_ptr, self.a_tok, d)
             feats = {
                 "dense": dense,
                 "fuzz": best_of["fuzz"][n],
@@ -407,7 +433,7 @@ class SearchIndex:
                 "tset": best_of["tset"][n],
                 "cov": best_of["cov"][n],
                 "qcov": best_of["qcov"][n],
-                "ans": sum(w for t, w in a_weights.items() if t in a_row) / n_a,
+                "ans": mentions[n],
                 "bm25_rel": bm_best.get(d, 0.0) / bm_top,
                 "dense_rel": 0.0,
                 "short": 1.0 if cjk_count(canon) < 4 else 0.0,

@@ -263,14 +263,15 @@ class IntakeClassifier:
         threat_wording = is_threat(norm)
         threat = threat_wording or self.safety["threat"].flags(norm)
         if is_emergency(norm):
-            return self._excluded("emergency", 1.0, threat, "描述的是正在发生的危险", category=None)
+            return self._excluded("emergency", 1.0, threat, threat_wording, "描述的是正在发生的危险", category=None)
         probs = dict(zip(self.scope.classes_, self.scope.predict_proba([norm])[0], strict=True))
         label = rule_exclusion(norm) or max(probs, key=probs.__getitem__)
         if probs.get("emergency", 0.0) >= 0.5:  # the model may see an emergency the rules missed; never the reverse
-            return self._excluded("emergency", probs["emergency"], threat, "内容与紧急求助相似", category=None)
+            return self._excluded("emergency", probs["emergency"], threat, threat_wording, "内容与紧急求助相似",
+                                  category=None)
         best_category = max(CATEGORIES, key=lambda c: probs.get(c, 0.0))
         if label in EXCLUSIONS and label != "emergency":
-            return self._excluded(label, probs.get(label, 1.0), threat, "", category=best_category)
+            return self._excluded(label, probs.get(label, 1.0), threat, threat_wording, "", category=best_category)
         category = label if label in CATEGORIES else best_category
         unit_scores = {}
         if self.router is not None:
@@ -286,15 +287,15 @@ class IntakeClassifier:
             "confidence": round(float(probs.get(category, 0.0)), 4),
         }
 
-    def _excluded(self, code: str, confidence: float, threat: bool, why: str, category: str | None
-                  ) -> dict[str, Any]:
+    def _excluded(self, code: str, confidence: float, threat: bool, threat_wording: bool, why: str,
+                  category: str | None) -> dict[str, Any]:
         urgency = "emergency" if code == "emergency" else ("urgent" if threat else "normal")
         reason = {"emergency": "紧急情况不属于热线受理范围，须立即拨打紧急电话"}.get(code, "属于不予受理的情形")
         return {
             "accepted": False, "category": category, "exclusion": code,
             "reason": f"{reason}{('：' + why) if why else ''}", "rule": RULES[code], "advice": ADVICE[code],
-            "urgency": urgency, "threat": threat, "threat_wording": threat, "possible_emergency": code == "emergency",
-            "suggested_units": [], "confidence": round(float(confidence), 4),
+            "urgency": urgency, "threat": threat, "threat_wording": threat_wording,
+            "possible_emergency": code == "emergency", "suggested_units": [], "confidence": round(float(confidence), 4),
         }
 
 

@@ -61,6 +61,15 @@ def test_hard_cases(text, expect):
     assert result["rule"] and (result["accepted"] or result["advice"])
 
 
+def test_threat_wording_is_told_apart_from_a_suspicion_on_every_path():
+    clf = default_classifier()
+    for text in ("法院已经判决了，我对判决结果不服，要投诉这个判决", "楼上装修天天砸墙，吵得没法睡"):
+        r = clf.classify(text)
+        assert r["threat_wording"] is False, (text, r)
+    r = clf.classify("法院已经判决了，再不给说法我就去区政府楼顶跳下去")
+    assert r["threat_wording"] is True and r["threat"] is True
+
+
 def test_emergency_advice_names_the_numbers():
     r = default_classifier().classify("隔壁楼着火了，浓烟很大")
     assert r["accepted"] is False and all(n in r["advice"] for n in ("110", "119", "120"))
