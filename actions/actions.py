@@ -7,6 +7,7 @@ a handoff offer, never a raw error.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -355,8 +356,11 @@ class ActionSubmitOrder(Action):
             "contact": {"name": "" if name == "匿名" else name, "phone": tracker.get_slot("phone") or ""},
             "tags": tracker.get_slot("intake_tags") or ["普通"],
         }
+        # The same conversation confirming the same facts again (after a timeout whose order was stored
+        # anyway, or on a second channel delivery) gets the first order back from the API.
+        digest = hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:24]
         try:
-            order = await api().create_order(body)
+            order = await api().create_order(body, idempotency_key=f"{tracker.sender_id}:{digest}")
         except ApiRefused as e:
             dispatcher.utter_message(response="utter_order_failed", reason=e.message)
             return [SlotSet("context", "offer_human")]

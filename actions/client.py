@@ -48,9 +48,9 @@ class CoreApi:
         token = self._token if self._token is not None else _token()
         return {"Authorization": f"Bearer {token}"} if token else {}
 
-    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+    async def _call(self, method: str, path: str, headers: dict[str, str] | None = None, **kwargs: Any) -> Any:
         try:
-            r = await self._client.request(method, path, headers=self._headers(), **kwargs)
+            r = await self._client.request(method, path, headers={**self._headers(), **(headers or {})}, **kwargs)
         except httpx.HTTPError as e:
             raise ApiUnavailable(f"{method} {path}: {e!r}") from e
         if r.status_code >= 500:
@@ -73,8 +73,9 @@ class CoreApi:
     async def classify(self, text: str) -> dict[str, Any]:
         return await self._call("POST", "/api/v1/intake/classify", json={"text": text})
 
-    async def create_order(self, body: dict[str, Any]) -> dict[str, Any]:
-        return await self._call("POST", "/api/v1/workorders", json=body)
+    async def create_order(self, body: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        return await self._call("POST", "/api/v1/workorders", json=body, headers=headers)
 
     async def progress(self, number: str, phone_last4: str) -> dict[str, Any]:
         return await self._call("POST", f"/api/v1/workorders/{number}/progress", json={"phone_last4": phone_last4})

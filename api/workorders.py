@@ -70,7 +70,18 @@ def check_unit(name: str) -> None:
         raise InvalidInput(f"未知承办单位“{name}”：请使用单位目录中的名称（GET /api/v1/intake/units）", field="unit")
 
 
-def create_order(s: Session, actor: Actor, body: dict[str, Any], now: datetime, cal: WorkCalendar) -> WorkOrder:
+def client_key(actor: Actor, key: str | None) -> str | None:
+    return f"{actor.name}|{key}" if key else None
+
+
+def order_for_key(s: Session, actor: Actor, key: str | None) -> WorkOrder | None:
+    """The order this actor already created with this Idempotency-Key, if any."""
+    scoped = client_key(actor, key)
+    return s.scalar(select(WorkOrder).where(WorkOrder.client_key == scoped)) if scoped else None
+
+
+def create_order(s: Session, actor: Actor, body: dict[str, Any], now: datetime, cal: WorkCalendar,
+                 key: str | None = None) -> WorkOrder:
     if actor.role not in ("admin", "operator", "reviewer", "bot"):
         raise PermissionDenied("只有热线办、话务员或对话机器人可以登记工单")
     if actor.role == "bot" and (body.get("unit") or body.get("received_at") is not None):
@@ -120,7 +131,7 @@ def create_order(s: Session, actor: Actor, body: dict[str, Any], now: datetime, 
         address=str(body.get("address") or "")[:500], contact_name=str(contact.get("name") or "")[:50],
         contact_phone=phone, tags=tags, preset_id=preset_id, ticket_type=ticket_type, received_at=received,
         created_by=actor.name, status="受理", unit=None, deadlines={k: d.public() for k, d in due.items()},
-        repeat_of=repeat.root if repeat else None, supervision=[],
+        repeat_of=repeat.root if repeat else None, supervision=[], client_key=client_key(actor, key),
     )
     s.add(order)
     s.flush()

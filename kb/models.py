@@ -243,6 +243,8 @@ class WorkOrder(Base):
     repeat_of: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
     repeat_count: Mapped[int] = mapped_column(Integer, default=1)
     supervision: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # "<creator>|<Idempotency-Key>": a client that timed out and retries gets the order it already made
+    client_key: Mapped[str | None] = mapped_column(String(240), nullable=True, unique=True)
 
 
 class WorkOrderEvent(Base):

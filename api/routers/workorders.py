@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Header, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from api import workorders as svc
 from api.deps import ActorDep, BotOrStaffDep, NowDep, SessionDep
 from api.domain.replies import ReplyFacts, hotline_report, xinfang_reply
 from api.domain.sla import deadlines, get_preset, load_presets
 from kb import gaps
-from kb.errors import InvalidInput, PermissionDenied
+from kb.errors import Conflict, InvalidInput, PermissionDenied
 from kb.models import WorkOrder
 
 router = APIRouter(prefix="/api/v1/workorders", tags=["work orders"])
@@ -62,8 +63,19 @@ class EventIn(BaseModel):
 
 
 @router.post("", status_code=201)
-def create_order(body: WorkOrderIn, s: SessionDep, now: NowDep, actor: ActorDep) -> dict[str, Any]:
-    order = svc.create_order(s, actor, body.model_dump(), now, gaps.load_calendar(s))
+def create_order(body: WorkOrderIn, s: SessionDep, now: NowDep, actor: ActorDep, response: Response,
+                 idempotency_key: Annotated[str | None, Header(max_length=200)] = None) -> dict[str, Any]:
+    """With an `Idempotency-Key` header, a retry (the client timed out, the citizen confirmed twice) returns
+    the order the first request made, with 200 instead of 201."""
+    if (existing := svc.order_for_key(s, actor, idempotency_key)) is not None:
+        response.status_code = 200
+        return svc.public(existing, actor)
+    try:
+        order = svc.create_order(s, actor, body.model_dump(), now, gaps.load_calendar(s), key=idempotency_key)
+    except IntegrityError as e:  # the same key, at the same moment, from a second request
+        if idempotency_key:
+            raise Conflict("同一请求正在处理，请稍后用同一 Idempotency-Key 重试") from e
+        raise
     return svc.public(order, actor)
 
 

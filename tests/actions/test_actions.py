@@ -37,10 +37,12 @@ class Api:
     def __init__(self, script: dict[str, Any]) -> None:
         self.script = script
         self.requests: list[tuple[str, str, Any]] = []
+        self.headers: list[httpx.Headers] = []
 
     def handler(self, request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content) if request.content else None
         self.requests.append((request.method, request.url.path, body))
+        self.headers.append(request.headers)
         for prefix, answer in self.script.items():
             if request.url.path.startswith(prefix):
                 if isinstance(answer, Exception):
@@ -299,6 +301,13 @@ def test_submit_creates_the_order_and_gives_number_and_first_reply_due(api) -> N
     assert body["content"] == "楼下饭店油烟大\n发生时间：每天晚上" and body["address"] == "友谊路100号"
     assert msgs[0]["number"] == "GD20261123000001" and msgs[0]["first_contact"] == "2026年11月24日 17:30"
     assert slots(events)["order_number"] == "GD20261123000001"
+    key = fake.headers[0]["Idempotency-Key"]
+    assert key.startswith("citizen-1:")
+    run(a.ActionSubmitOrder(), tracker("确认", intent="affirm", slots=ORDER_SLOTS, channel="wechat"))
+    assert fake.headers[1]["Idempotency-Key"] == key  # a retry of the same facts carries the same key
+    run(a.ActionSubmitOrder(), tracker("确认", intent="affirm", slots={**ORDER_SLOTS, "address": "友谊路102号"},
+                                      channel="wechat"))
+    assert fake.headers[2]["Idempotency-Key"] != key
 
 
 def test_second_confirmation_does_not_create_a_second_order(api) -> None:  # type: ignore[no-untyped-def]

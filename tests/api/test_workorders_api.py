@@ -170,3 +170,20 @@ def test_dispatch_only_to_units_of_the_directory(client):
     r = client.post(f"/api/v1/workorders/{n}/events", json={"kind": "派单", "data": {"unit": "区民政局"}},
                     headers=admin())
     assert r.status_code == 200 and r.json()["unit"] == "区民政局"
+
+
+def test_a_retried_create_with_the_same_idempotency_key_returns_the_first_order(client):
+    """The bot gives the API 4 s; a create that times out on its side may still be stored. Its retry carries the
+    same key and must get that order back, not make a second one (which would also count as a repeat)."""
+    op = make_token(client, "operator")
+    key = {"Idempotency-Key": "e2e-conversation-7:3f9a"}
+    first = client.post("/api/v1/workorders", json=ORDER, headers={**op, **key})
+    again = client.post("/api/v1/workorders", json=ORDER, headers={**op, **key})
+    assert first.status_code == 201 and again.status_code == 200, again.text
+    assert again.json()["number"] == first.json()["number"]
+    other = client.post("/api/v1/workorders", json=ORDER, headers={**admin(), **key})  # keys are per creator
+    plain = client.post("/api/v1/workorders", json=ORDER, headers=op)
+    assert other.status_code == 201 and plain.status_code == 201
+    assert len({first.json()["number"], other.json()["number"], plain.json()["number"]}) == 3
+    too_long = client.post("/api/v1/workorders", json=ORDER, headers={**op, "Idempotency-Key": "x" * 300})
+    assert too_long.status_code == 422
