@@ -154,7 +154,7 @@ def scale(n: int, work: Path, queries: list[str], rounds: int) -> None:
                     raise RuntimeError(f"server exited: see {data_dir / 'server.log'}")
                 try:
                     health = client.get("/health").json()
-                    if health.get("status") == "ok":
+                    if health.get("status") == "ok" and health.get("intake_ready"):  # steady state
                         break
                 except httpx.HTTPError:
                     pass
