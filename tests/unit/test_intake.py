@@ -103,10 +103,12 @@ def test_blind_set_floors():
 def test_safety_blind_floors():
     """tests/data/intake_safety_blind.jsonl was written by someone who saw neither the rules nor any data. Its first
     run, with the rules alone: 21 of 45 emergencies and 23 of 43 threats. The safety models behind the rules were
-    added without changing a rule for it; the floors below are what they measured then."""
+    added without changing a rule for it, their thresholds chosen by cross-validation on the labelled set; the
+    floors below are what they measured then (numbers shown for 42 of 45 emergencies, 41 of 43 threats flagged)."""
     from api.domain.intake_eval import evaluate_safety
 
     f = evaluate_safety()
     assert f["emergencies"] >= 40 and f["threats"] >= 40
     assert f["emergency_numbers_shown"] >= 0.9 and f["threat_recall"] >= 0.95, f
     assert f["non_emergency_excluded"] <= 0.05, f  # nobody with an ordinary matter is turned away as an emergency
+    assert f["non_threat_flagged"] <= 0.1, f  # these are hard look-alikes; on ordinary messages it is 1–3 %
