@@ -38,7 +38,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] |
         app.state.search.rebuild()
         if watch:
             app.state.search.start_watcher(settings.index_poll_seconds)
-            # The intake models train in ~15 s; warm them now so the first citizen's complaint does not wait
+            # The intake models train in ~30 s; warm them now so the first citizen's complaint does not wait
             # (the bot gives the API 4 s per call).
             threading.Thread(target=default_classifier, name="intake-warmup", daemon=True).start()
         yield

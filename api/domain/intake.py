@@ -229,21 +229,13 @@ class IntakeClassifier:
     """Character n-gram logistic models: one for category/exclusion, one for the handling unit."""
 
     def __init__(self, examples: list[Labelled], units: tuple[Unit, ...]):
-        from sklearn.feature_extraction.text import TfidfVectorizer
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.pipeline import make_pipeline
-
         from kb.text import normalize
 
         self.normalize = normalize
         self.units = units
         texts = [normalize(m.text) for m in examples]
 
-        def model():  # type: ignore[no-untyped-def]
-            return make_pipeline(TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3), sublinear_tf=True, min_df=1),
-                                 LogisticRegression(C=20, max_iter=3000, class_weight="balanced"))
-
-        self.scope = model().fit(texts, [m.label for m in examples])
+        self.scope = _char_ngram_model(c=20).fit(texts, [m.label for m in examples])
         # Safety nets behind the rules: wording the rules have never seen. A flag adds the emergency numbers or
         # the 扬言 tag, it never turns a citizen away. Recall targets in cross-validation on the labelled set:
         # 97 % for emergencies (a sentence of advice to 1 in 6 ordinary messages is cheap), 85 % for threats
@@ -257,7 +249,7 @@ class IntakeClassifier:
         for u in units:
             routed.append((normalize(u.duties), u.name))
             routed.extend((normalize(w), u.name) for w in (*u.keywords, *u.streets))
-        self.router = model().fit([t for t, _ in routed], [u for _, u in routed]) if routed else None
+        self.router = _char_ngram_model(c=20).fit([t for t, _ in routed], [u for _, u in routed]) if routed else None
 
     def classify(self, text: str) -> dict[str, Any]:
         norm = self.normalize(text)
@@ -300,20 +292,23 @@ class IntakeClassifier:
         }
 
 
+def _char_ngram_model(c: float) -> Any:
+    """Character 1–3-gram tf-idf into a class-balanced logistic regression: every intake model's shape."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    return make_pipeline(TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3), sublinear_tf=True),
+                         LogisticRegression(C=c, max_iter=3000, class_weight="balanced"))
+
+
 class _SafetyModel:
     """A binary character n-gram model whose threshold is chosen by 5-fold cross-validation on the labelled set:
     the highest one that still finds `recall` of the positives there."""
 
     def __init__(self, texts: list[str], labels: list[bool], recall: float):
         import numpy as np
-        from sklearn.feature_extraction.text import TfidfVectorizer
-        from sklearn.linear_model import LogisticRegression
         from sklearn.model_selection import StratifiedKFold, cross_val_predict
-        from sklearn.pipeline import make_pipeline
-
-        def model():  # type: ignore[no-untyped-def]
-            return make_pipeline(TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3), sublinear_tf=True),
-                                 LogisticRegression(C=5, max_iter=3000, class_weight="balanced"))
 
         y = np.asarray(labels, dtype=bool)
         self.model = None
@@ -321,9 +316,9 @@ class _SafetyModel:
         if y.sum() < 10 or (~y).sum() < 10:
             return  # too few examples to learn from; the rules alone decide
         folds = StratifiedKFold(5, shuffle=True, random_state=0)
-        held_out = cross_val_predict(model(), texts, y, cv=folds, method="predict_proba")[:, 1]
+        held_out = cross_val_predict(_char_ngram_model(c=5), texts, y, cv=folds, method="predict_proba")[:, 1]
         self.threshold = float(np.sort(held_out[y])[int((1 - recall) * y.sum())])
-        self.model = model().fit(texts, y)
+        self.model = _char_ngram_model(c=5).fit(texts, y)
 
     def probability(self, norm: str) -> float:
         return float(self.model.predict_proba([norm])[0][1]) if self.model is not None else 0.0

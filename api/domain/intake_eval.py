@@ -36,19 +36,20 @@ def evaluate_safety(path: Path = SAFETY_FILE, clf: IntakeClassifier | None = Non
     calm = [r for m, r in out if m.label != "emergency"]
     th = [r for m, r in out if m.threat]
     no_th = [r for m, r in out if not m.threat]
-
-    def share(rows: list[dict[str, Any]], key: str, value: Any = True) -> float:
-        return round(sum(1 for r in rows if r.get(key) == value) / max(1, len(rows)), 4)
-
     return {
         "messages": len(out), "emergencies": len(em), "threats": len(th),
-        "emergency_excluded": share(em, "exclusion", "emergency"),
-        "emergency_numbers_shown": share(em, "possible_emergency"),
-        "non_emergency_excluded": share(calm, "exclusion", "emergency"),
-        "non_emergency_numbers_shown": share(calm, "possible_emergency"),
-        "threat_recall": share(th, "threat"), "threat_wording_recall": share(th, "threat_wording"),
-        "non_threat_flagged": share(no_th, "threat"),
+        "emergency_excluded": _share(em, "exclusion", "emergency"),
+        "emergency_numbers_shown": _share(em, "possible_emergency"),
+        "non_emergency_excluded": _share(calm, "exclusion", "emergency"),
+        "non_emergency_numbers_shown": _share(calm, "possible_emergency"),
+        "threat_recall": _share(th, "threat"), "threat_wording_recall": _share(th, "threat_wording"),
+        "non_threat_flagged": _share(no_th, "threat"),
     }
+
+
+def _share(rows: list[dict[str, Any]], key: str, value: Any = True) -> float:
+    """The share of classify() results whose `key` equals `value`."""
+    return round(sum(1 for r in rows if r.get(key) == value) / max(1, len(rows)), 4)
 
 
 def _scores(clf: IntakeClassifier, train: list[Labelled], held: list[Labelled]) -> dict[str, Any]:
@@ -74,11 +75,8 @@ def _scores(clf: IntakeClassifier, train: list[Labelled], held: list[Labelled]) 
                                                                                      if m.label not in CATEGORIES)), 4),
         "routing_top1": round(top1 / max(1, len(routed)), 4), "routing_top3": round(top3 / max(1, len(routed)), 4),
         "routed": len(routed),
-        "threat_recall": round(sum(1 for _, r in threats if r["threat"]) / max(1, len(threats)), 4),
+        "threat_recall": _share([r for _, r in threats], "threat"),
         # what the recall-first safety models cost on ordinary messages
-        "non_threat_flagged": round(sum(1 for m, r in out if not m.threat and r["threat"])
-                                    / max(1, sum(1 for m, _ in out if not m.threat)), 4),
-        "non_emergency_numbers_shown": round(
-            sum(1 for m, r in out if m.label != "emergency" and r["possible_emergency"])
-            / max(1, sum(1 for m, _ in out if m.label != "emergency")), 4),
+        "non_threat_flagged": _share([r for m, r in out if not m.threat], "threat"),
+        "non_emergency_numbers_shown": _share([r for m, r in out if m.label != "emergency"], "possible_emergency"),
     }
