@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -20,17 +21,22 @@ def evaluate(clf: IntakeClassifier | None = None) -> dict[str, Any]:
     return _scores(clf or IntakeClassifier(train, load_units()), train, held)
 
 
+@lru_cache(maxsize=1)
+def full_classifier() -> IntakeClassifier:
+    """Trained on all of the labelled set, for the blind sets; built once for both (~30 s)."""
+    return IntakeClassifier(load_labelled(), load_units())
+
+
 def evaluate_blind(path: Path = BLIND_FILE) -> dict[str, Any]:
     """A test set written by someone who saw neither the labelled set nor the rules: the model learns from all of
     the labelled set, and the figures say how the intake does on messages nobody tuned for."""
-    examples = load_labelled()
-    return _scores(IntakeClassifier(examples, load_units()), examples, load_labelled(path))
+    return _scores(full_classifier(), load_labelled(), load_labelled(path))
 
 
 def evaluate_safety(path: Path = SAFETY_FILE, clf: IntakeClassifier | None = None) -> dict[str, Any]:
     """Emergencies: turned away with the numbers (rules), or shown the numbers while the order goes on
     (a safety model's suspicion); threats: flagged at all, and by explicit wording."""
-    clf = clf or IntakeClassifier(load_labelled(), load_units())
+    clf = clf or full_classifier()
     out = [(m, clf.classify(m.text)) for m in load_labelled(path)]
     em = [r for m, r in out if m.label == "emergency"]
     calm = [r for m, r in out if m.label != "emergency"]
