@@ -8,6 +8,7 @@ thresholds on that probability were chosen on the same half (see `kb.tuning`).
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import math
@@ -43,7 +44,16 @@ def _rss_mb() -> float:
         return float("nan")
 
 
-@dataclass(frozen=True)
+def release_freed_memory() -> None:
+    """Hands the heap pages that freed objects left behind back to the OS (glibc; elsewhere a no-op). Between
+    the build's phases this keeps one phase's garbage from adding to the next phase's peak."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+@dataclass(frozen=True, slots=True)  # slots: 100k entries are held in memory alongside the index
 class Doc:
     entry_id: str
     version: int
@@ -130,6 +140,39 @@ class Fusion:
         return "clarify"
 
 
+class TextColumn(Sequence[str]):
+    """Many short texts kept as one string plus offsets. At 100k entries, 500k questions as separate Python
+    strings cost ~75 bytes of object header each and, being long-lived, pinned the heap pages of the build's
+    short-lived analyses (~100 MB of the peak)."""
+
+    def __init__(self, parts: Sequence[str] = (), lengths: Sequence[int] = ()):
+        self._text = "".join(parts)
+        self._ends = np.cumsum(np.asarray(lengths, dtype=np.int64))
+        if len(self._ends) and self._ends[-1] != len(self._text):
+            raise ValueError("lengths do not add up to the text")
+
+    def __len__(self) -> int:
+        return len(self._ends)
+
+    def __getitem__(self, i: int) -> str:  # type: ignore[override]
+        if i < 0:
+            i += len(self._ends)
+        if not 0 <= i < len(self._ends):
+            raise IndexError(i)
+        return self._text[(self._ends[i - 1] if i else 0) : self._ends[i]]
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        start = 0
+        for end in self._ends.tolist():
+            yield self._text[start:end]
+            start = end
+
+    def __eq__(self, other: object) -> bool:
+        return list(self) == list(other) if isinstance(other, Sequence) else NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+
 class SearchIndex:
     """Immutable once built; a rebuild makes a new one and the service swaps the reference.
 
@@ -158,6 +201,7 @@ class SearchIndex:
 
         def phase(name: str) -> None:
             nonlocal mark
+            release_freed_memory()
             now = time.perf_counter()
             self.timings[name] = round(now - mark, 2)
             self.memory_mb[name] = _rss_mb()
@@ -173,8 +217,10 @@ class SearchIndex:
             start += n
 
         # Streamed in chunks: the per-text analyses of a 100k-entry KB would not fit in memory at once.
-        self.q_canon: list[str] = []
-        self.q_words: list[str] = []
+        canon_parts: list[str] = []
+        words_parts: list[str] = []
+        canon_lengths: list[int] = []
+        words_lengths: list[int] = []
         words_seen: set[str] = set()
         self.vocab: dict[str, int] = {}
         q_ids: list[list[int]] = []
@@ -197,8 +243,12 @@ class SearchIndex:
                     pending = analyze.submit(q_text[starts[k + 1] : starts[k + 1] + BUILD_CHUNK])
                 else:
                     answers_pending = analyze.submit_canonical(answers)
-                self.q_canon.extend(a.canon for a in an)
-                self.q_words.extend(" ".join(a.words) for a in an)
+                words = [" ".join(a.words) for a in an]
+                canon_parts.append("".join(a.canon for a in an))
+                canon_lengths.extend(len(a.canon) for a in an)
+                words_parts.append("".join(words))
+                words_lengths.extend(map(len, words))
+                del words
                 words_seen.update(w for a in an for w in a.words)
                 q_ids.extend(self._ids(a.tokens, self.vocab, grow=True) for a in an)
                 if encoder is not None:
@@ -209,6 +259,9 @@ class SearchIndex:
                     else:
                         waiting[c : c + len(an)] = vecs  # type: ignore[index]
                 del an
+            self.q_canon = TextColumn(canon_parts, canon_lengths)
+            self.q_words = TextColumn(words_parts, words_lengths)
+            del canon_parts, words_parts, canon_lengths, words_lengths
             phase("analyse_and_encode_questions")
             self.word_vocab = frozenset(words_seen)
             self.q_ptr, self.q_tok = self._csr(q_ids)
@@ -226,6 +279,12 @@ class SearchIndex:
             self.bm25_q = self._bm25(q_ids, self.vocab)
             del q_ids
             phase("bm25_questions")
+            # The vectors waiting for the IVF are dropped before the answers' BM25, the build's peak.
+            self.faiss: faiss.Index | None = flat if flat is not None and flat.ntotal else None
+            if waiting is not None and len(waiting):
+                self.faiss = self._ivf(waiting)
+            del waiting
+            phase("faiss")
             assert answers_pending is not None
             answers_canon = answers_pending()
 
@@ -233,16 +292,11 @@ class SearchIndex:
         a_ids = [self._ids(char_grams(c), self.a_vocab, grow=True) for c in answers_canon]
         del answers_canon, answers
         self.bm25_a = self._bm25(a_ids, self.a_vocab)
+        del a_ids
         # The answers' postings (bigram → entries) answer "which candidates mention this bigram" for the `ans`
         # feature; no second copy of 100k answers' bigrams is kept. Binary search needs them sorted.
         self.a_postings = self._sorted_postings(self.bm25_a)
         phase("answers")
-
-        self.faiss: faiss.Index | None = flat if flat is not None and flat.ntotal else None
-        if waiting is not None and len(waiting):
-            self.faiss = self._ivf(waiting)
-        del a_ids, waiting
-        phase("faiss")
         self.build_seconds = time.perf_counter() - started
 
     @property
@@ -277,7 +331,7 @@ class SearchIndex:
         if not ids:
             return None
         empty = vocab.setdefault("∅", len(vocab))
-        model = bm25s.BM25(k1=1.2, b=0.75)
+        model = bm25s.BM25(k1=1.2, b=0.75, csc_backend="scipy")
         model.index(([r or [empty] for r in ids], vocab), show_progress=False)
         return model
 
@@ -343,9 +397,13 @@ class SearchIndex:
         if model is None:
             return None
         indptr, indices = model.scores["indptr"], model.scores["indices"]
-        column = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
-        if len(indices) > 1 and not np.all((np.diff(indices) > 0) | (np.diff(column) > 0)):
-            order = np.lexsort((indices, column))  # bm25s keeps each column's documents in order today
+        # Sorted within every column: each step rises except where a new column starts. Checked without a
+        # per-posting column array, which at 100k answers was a 300 MB spike in the build's peak memory.
+        falls = np.diff(indices) <= 0
+        falls[indptr[1:-1][(indptr[1:-1] > 0) & (indptr[1:-1] < len(indices))] - 1] = False
+        if falls.any():  # bm25s keeps each column's documents in order today
+            column = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
+            order = np.lexsort((indices, column))
             indices = indices[order]
             model.scores["data"] = model.scores["data"][order]
             model.scores["indices"] = indices

@@ -130,3 +130,26 @@ def test_large_kb_build_paths_give_the_same_answers(index, halves, monkeypatch):
     assert top(pooled) == plain
     agree = sum(1 for a, b in zip(top(approx), plain, strict=True) if a == b) / len(plain)
     assert agree >= 0.95, agree
+
+
+def test_answer_postings_are_sorted_within_every_entry_list():
+    """The `ans` feature binary-searches each bigram's list of entries, so each list must be ascending; the
+    check that decides whether to sort must see a list out of order even when its neighbours are fine."""
+    import numpy as np
+
+    from kb.search import SearchIndex
+
+    class Model:  # the part of a bm25s model the postings come from
+        def __init__(self, indptr, indices):
+            self.scores = {"indptr": np.asarray(indptr), "indices": np.asarray(indices, dtype=np.int32),
+                           "data": np.arange(len(indices), dtype=np.float32)}
+
+    ordered = Model([0, 2, 2, 5], [3, 7, 0, 4, 9])  # an empty list in the middle, a drop at each list start
+    indptr, indices = SearchIndex._sorted_postings(ordered)
+    assert indices.tolist() == [3, 7, 0, 4, 9] and ordered.scores["data"].tolist() == [0, 1, 2, 3, 4]
+
+    shuffled = Model([0, 2, 5], [3, 7, 4, 0, 9])  # the second list is out of order
+    indptr, indices = SearchIndex._sorted_postings(shuffled)
+    assert indices.tolist() == [3, 7, 0, 4, 9]
+    assert shuffled.scores["data"].tolist() == [0, 1, 3, 2, 4]  # scores move with their entries
+    assert SearchIndex._sorted_postings(None) is None
