@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from rapidfuzz import fuzz, process
 
-from kb.evaluation import demo_docs, demo_index, evaluate_hybrid, evaluate_leg, load_queries, split
+from kb.evaluation import demo_docs, demo_index, evaluate_hybrid, evaluate_leg, load_queries, load_tune_extra, split
 from kb.search import Fusion
 from kb.text import DATA_DIR, load_synonyms_file, normalize
 
@@ -92,6 +92,25 @@ def test_dev_queries_do_not_copy_kb_questions():
         _, score, _ = process.extractOne(normalize(q.query).replace(" ", ""), kb, scorer=fuzz.ratio)
         if score >= 75:
             close.append((q.query, score))
+    assert close == []
+
+
+def test_extra_tuning_queries_stay_apart_from_the_development_set():
+    """tests/data/tune_queries.jsonl only teaches the answerability model; a query close to a development query
+    would leak held-out material into tuning, one close to a KB question would teach recall, not search."""
+    extra = load_tune_extra()
+    ids = {d.entry_id for d in demo_docs()}
+    assert len(extra) >= 400 and sum(1 for q in extra if q.expected is None) >= 250
+    assert all(q.expected in ids for q in extra if q.expected)
+    dev = [normalize(q.query).replace(" ", "") for q in load_queries()]
+    kb = [normalize(q).replace(" ", "") for d in demo_docs() for q in (d.question, *d.similar_questions)]
+    close = []
+    for q in extra:
+        text = normalize(q.query).replace(" ", "")
+        near_dev = process.extractOne(text, dev, scorer=fuzz.ratio)[1]
+        near_kb = process.extractOne(text, kb, scorer=fuzz.ratio)[1]
+        if near_dev >= 70 or near_kb >= 75:
+            close.append((q.query, near_dev, near_kb))
     assert close == []
 
 
