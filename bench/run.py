@@ -231,10 +231,11 @@ def intake() -> None:
 
     if BLIND_FILE.exists():
         emit(bench="intake.blind", **evaluate_blind())
-    from api.domain.intake_eval import SAFETY_FILE, evaluate_safety
+    from api.domain.intake_eval import SAFETY_FILES, evaluate_safety, full_classifier
 
-    if SAFETY_FILE.exists():
-        emit(bench="intake.safety_blind", **evaluate_safety())
+    for path in SAFETY_FILES:
+        if path.exists():
+            emit(bench=f"intake.{path.stem.removeprefix('intake_')}", **evaluate_safety(path, full_classifier()))
 
 
 def creates(backend: str, work: Path, n: int = 200, threads: int = 8) -> None:

@@ -51,26 +51,35 @@ _PAST = (r"(上周|上礼拜|上个礼拜|上星期|上回|前阵子|前些天|�
 EMERGENCY_PATTERNS = [
     r"(着火|起火|失火|火灾|烧起来|浓烟|(楼上|楼下|家里|屋里|房子|窗户|楼道|车里|厨房).{0,4}(冒.{0,2}烟|烧焦)|火苗|冒火花"
     r"|(?<![要快])爆炸|(?<![气爆])炸了|臭鸡蛋味|煤气味|燃气味"
-    r"|喊救命|(全是|都是|满是|一股|好多|很多|好大的?)烟|火警报警器)",
+    r"|喊救命|(全是|都是|满是|一股|好多|很多|好大的?)烟|火警报警器|烟越来越(大|浓)"
+    r"|(电池|电瓶|电瓶车|电动车|充电器|插座|电线|配电箱).{0,4}(冒.{0,2}烟|冒火|着了))",
     r"(煤气|燃气|天然气|液化气|毒气|化学品|罐子).{0,12}(漏|泄|味|烟|辣)",
     r"(拿着?(刀|菜刀|棍子|斧头|砍刀|锤子|榔头|铁棍|钢管|砖头)|持刀|砍人|砍死|捅人|抢劫|抢了.{0,8}(包|钱|手机)|撬车|撬门|撬锁"
-    r"|打架|在打(我|人|孩子)|追人|绑架|砸门|(?<!没)砸.{0,4}(玻璃|车窗)|一直跟着我|跟踪我|尾随)",
-    r"(昏迷|晕倒|倒地|倒在地上|心脏病(犯|发)|叫不醒|没有?呼吸|不省人事|大出血|流了?(好多|很多)?血|喘不上气|抽搐|羊水破|要生了"
-    r"|说不出话|口齿不清|半边脸|嘴歪|半边身子|吞下去|吞了|误吞|误食|卡在喉咙)",
+    r"|打架|在打(我|人|孩子|老婆|妻子|媳妇|老人|女的|她|他)|追人|绑架|砸门|(?<!没)砸.{0,4}(玻璃|车窗)|一直跟着我"
+    r"|跟踪我|尾随|(硬|强行|被).{0,2}(拉|拖|拽|塞)(上|进).{0,8}车|(有人|陌生人).{0,6}(在翻东西|翻我家|撬)|入室)",
+    r"(昏迷|晕倒|倒地|倒在.{0,6}(地上|地板)|心脏病(犯|发)|叫不醒|没有?呼吸|不省人事|大出血|流了?(好多|很多)?血|喘不上气|抽搐"
+    r"|羊水破|要生了|说不出话|口齿不清|说话.{0,3}不(太)?清|半边脸|嘴歪|半边身子|吞下去|吞了|误吞|误食|卡在喉咙"
+    r"|(好多|很多|一地|一滩|满地|全是|一身)(的)?血(?!腥)|血.{0,4}(止不住|往外(涌|喷|冒))|止不住血|(喊|叫)(他|她)?.{0,2}没(有)?反应"
+    r"|嘴唇发紫|(烧炭|炭盆|炭火|煤炉|一氧化碳).{0,20}(头晕|想吐|恶心|不清|叫不醒|昏)"
+    r"|(摔|掉|跌)(下来|下去|倒)了?.{0,12}(起不来|不动了|不说话|没反应|昏|流血|动不了))",
     r"(溺水|落水|掉(进|到)?(河|江|水)里|掉下去了|在水里漂|扑腾|都在水里)",
-    r"(被困|困在|锁在车里|锁着个?小孩|关在电梯|(被锁|锁在|被关|关在).{0,12}(出不去|出不来|打不开)|下不去|逃不出)",
+    r"(被困|困在|锁在车里|锁着(一)?个?(小孩|孩子)|关在电梯|(被锁|锁在|被关|关在).{0,12}(出不去|出不来|打不开)|下不去|下不来"
+    r"|逃不出|里(面|头)?的?(人|孩子|老人|小孩).{0,4}(出不来|出不去)"
+    r"|(手|脚|腿|胳膊|手臂|头|人).{0,6}(卷进|绞进|卷入|夹住|压住|卡住|卡在)"
+    r"|(爬到|爬上|站在|坐在).{0,8}(阳台外|窗外|空调外机|窗台外)"
+    r"|(淹到|没过|漫过).{0,4}(车窗|车顶|脖子|胸口)|(孩子|儿子|女儿|小孩).{0,12}(不见了|走丢了|被人抱走))",
     r"电梯.{0,12}(卡|停|困)住?.{0,30}(在里面|在里头|里面有.{0,3}人|出不来|没人应|没人管)",
     r"(掉进|掉到|掉入|落入|跌进|跌入|摔进).{0,6}(池|井|坑|塘|河|江|湖|海)",
     r"(撞了|撞到|撞倒|被.{0,3}撞|车祸|翻车|侧翻|翻在).{0,15}(躺|受伤|流血|不动|倒地|出不来)",
     r"((塌了|坍塌).{0,8}(压|人)|脚手架塌|压着人|电线断|触电|惨叫)",
 ]
 # What the caller says rules the danger out: the fire is out, the ambulance has been, no gas smell.
-NOT_DANGER = (r"(已经扑灭|已经灭了|火.{0,3}(灭|扑灭|熄灭)了|已经处理好|已经送医|已经送(到|去)?医院"
+NOT_DANGER = (r"(已经扑灭|已经灭了|火.{0,3}(灭|扑灭|熄灭)了|已经处理好|已经送医|已经送(到|去)?医院|(已经|后来)?找到了"
               r"|(120|救护车).{0,4}(拉走|接走|送走|来过|走了)|没(有)?闻到|没有?(异|气)?味|没(有)?漏|不漏)")
 POSSIBLE_EMERGENCY_ADVICE = ("如果现在有人身或财产危险，请立即拨打 110（报警）、119（火警）或 120（急救）；"
                              "不紧急的话，我们继续为您登记。")
 # Self-harm or violence only counts as an emergency when it is happening now; as a threat it is 扬言.
-SELF_HARM = r"(跳下去(?![捞救])|跳楼|跳河|安眠药|农药|割腕|自焚|汽油|绑了东西|栏杆外|不想活)"
+SELF_HARM = r"(跳下去(?![捞救])|跳楼|跳河|安眠药|农药|百草枯|敌敌畏|老鼠药|割腕|自焚|汽油|绑了东西|栏杆外|不想活)"
 ON_THE_EDGE = r"(已经|现在|正|此刻|我)(就)?(在|站在|坐在|爬上了|爬到了)(了)?.{0,4}(楼顶|天台|桥上|桥栏|塔吊|栏杆外)"
 THREAT_PATTERNS = [
     r"(扬言|跳下去(?![捞救])|跳楼|跳河|自杀|自焚|轻生|不想活|活不下去|同归于尽|鱼死网破|拼了|拼命|砍死|弄死|毒死|收拾了"
@@ -78,7 +87,10 @@ THREAT_PATTERNS = [
     r"|汽油.{0,4}(浇|泼|点|准备)"
     r"|点了|绑了东西|(去|站在|爬到|爬上).{0,8}(楼顶|塔吊|天台)|我.{0,3}在.{0,2}(楼顶|天台)|不怕坐牢|坐到死|死给.{0,3}看"
     r"|(喝|吃)(农药|安眠药)|喝药|割腕|上吊|遗书|遗言|后事|一了百了|了断|活着没意思|烂命一条|干出什么事|出了事我负责|后果自负"
-    r"|算账|我.{0,6}拿(着|上)?(刀|菜刀|锤子|榔头|棍子|铁棍|斧头|砖头)|(我|要|就).{0,4}(把|给).{0,8}(砸了|砸烂|烧了|掀了|点了))",
+    r"|算账|我.{0,6}拿(着|上)?(刀|菜刀|锤子|榔头|棍子|铁棍|斧头|砖头)|(我|要|就).{0,4}(把|给).{0,8}(砸了|砸烂|烧了|掀了|点了)"
+    r"|(去|要|就|会|我).{0,3}杀了|(结束|了结)(这一切|自己|生命)|早点解脱|一死了之|做出什么(事|来)"
+    r"|会发生什么.{0,6}(管不了|不知道|保证不了)|不会让(他|她|你们|他们).{0,2}好过|没什么(可|好)?(失去|怕)的"
+    r"|(住哪|住在哪|家在哪|在哪.{0,4}上学).{0,8}我.{0,2}(也)?知道)",
     r"((集体|一起|组团|我就去|就去|要去|再去|天天去).{0,6}上访|进京|去北京|讨说法|一起(去|到).{0,8}(政府|门口)|堵路"
     r"|(就|要|去|我们).{0,3}(把|给).{0,6}(路|马路|大门|门口)(给)?堵|拉横幅|静坐|门口坐着|门口(睡|躺|打地铺)|闹大|别怪我"
     r"|(就|赖着?|坐着|躺着)不走|不解决.{0,4}不走|(政府|区委|街道|信访办)(门口|大门口?|楼下).{0,4}(集合|聚集|集会)"
@@ -102,16 +114,25 @@ def is_emergency(text: str) -> bool:
     now = re.search(_NOW, text) is not None
     if re.search(ON_THE_EDGE, text):
         return True
-    if re.search(SELF_HARM, text) and (now or re.search(r"(手里拿着|身上|吃了|打不通)", text)):
+    if re.search(SELF_HARM, text) and (now or re.search(r"(手里拿着|身上|吃了|喝了|吞了|打不通)", text)):
         return True
     if now and re.search(r"(堵了|正在堵|已经.{0,8}堵|拉起了?横幅|正在静坐)", text):  # a mass incident under way
         return True
-    spans = [m.span() for p in EMERGENCY_PATTERNS for m in re.finditer(p, text)]
-    if not spans or re.search(NOT_DANGER, text):
+    if re.search(NOT_DANGER, text):
         return False
-    if not re.search(_PAST, text):
-        return True
-    return _shortly_before(_NOW, text, spans)
+    # Sentence by sentence: "去年失业了。刚才楼下冒黑烟" is a fire now. A past set by one sentence carries on into
+    # the next until a sentence says "now" again ("上周五着火了。浓烟……" is still last week's fire).
+    past_context = False
+    for sentence in re.split(r"[。！？!?；;\n]+", text):
+        has_past, has_now = re.search(_PAST, sentence) is not None, re.search(_NOW, sentence) is not None
+        spans = [m.span() for p in EMERGENCY_PATTERNS for m in re.finditer(p, sentence)]
+        if spans:
+            if has_past and _shortly_before(_NOW, sentence, spans):
+                return True
+            if not has_past and (has_now or not past_context):
+                return True
+        past_context = (past_context or has_past) and not (has_now and not has_past)
+    return False
 
 
 # Exclusions stated in so many words; anything subtler is left to the model.
@@ -263,13 +284,17 @@ class IntakeClassifier:
             return self._excluded("emergency", probs["emergency"], threat, threat_wording, "内容与紧急求助相似",
                                   category=None)
         best_category = max(CATEGORIES, key=lambda c: probs.get(c, 0.0))
+        possible_emergency = self.safety["emergency"].flags(norm)
         if label in EXCLUSIONS and label != "emergency":
-            return self._excluded(label, probs.get(label, 1.0), threat, threat_wording, "", category=best_category)
+            out = self._excluded(label, probs.get(label, 1.0), threat, threat_wording, "", category=best_category)
+            if possible_emergency:  # a danger somewhere else is still a danger: the numbers come first
+                out.update(possible_emergency=True, urgency="urgent",
+                           advice=f"{POSSIBLE_EMERGENCY_ADVICE.split('；')[0]}。{out['advice']}")
+            return out
         category = label if label in CATEGORIES else best_category
         unit_scores = {}
         if self.router is not None:
             unit_scores = dict(zip(self.router.classes_, self.router.predict_proba([norm])[0], strict=True))
-        possible_emergency = self.safety["emergency"].flags(norm)
         return {
             "accepted": True, "category": category, "exclusion": None,
             "reason": f"属于热线受理范围的{category}类诉求", "rule": RULES["accepted"],

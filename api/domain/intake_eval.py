@@ -12,6 +12,9 @@ from api.domain.intake import CATEGORIES, IntakeClassifier, Labelled, is_heldout
 BLIND_FILE = Path(__file__).resolve().parents[2] / "tests" / "data" / "intake_fresh.jsonl"
 # Written blind to test the safety nets alone: emergencies now (many calm), look-alikes, threats, strong feelings.
 SAFETY_FILE = BLIND_FILE.with_name("intake_safety_blind.jsonl")
+# Each safety set was blind for its first run only: the rules were then extended from its misses, and the next
+# set, written by someone else who had seen none of it, measures what that generalised to.
+SAFETY_FILES = [SAFETY_FILE, *(BLIND_FILE.with_name(f"intake_safety_blind{n}.jsonl") for n in (2, 3))]
 
 
 def evaluate(clf: IntakeClassifier | None = None) -> dict[str, Any]:

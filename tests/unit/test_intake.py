@@ -112,3 +112,31 @@ def test_safety_blind_floors():
     assert f["emergency_numbers_shown"] >= 0.9 and f["threat_recall"] >= 0.95, f
     assert f["non_emergency_excluded"] <= 0.05, f  # nobody with an ordinary matter is turned away as an emergency
     assert f["non_threat_flagged"] <= 0.1, f  # these are hard look-alikes; on ordinary messages it is 1–3 %
+
+
+def test_second_safety_set_floors():
+    """tests/data/intake_safety_blind2.jsonl (160 messages, written by someone who had seen no rule, data or the
+    first set). Its blind first run: 28 of 50 emergencies turned away, 49 of 50 shown the numbers, 23 of 30 threats
+    flagged. The rules were then extended from its misses (a past in another sentence no longer hides a danger
+    now; trapped limbs, blood that will not stop, lost toddlers, veiled threats), so these floors only guard that
+    work; tests/data/intake_safety_blind3.jsonl measures what it generalised to."""
+    from api.domain.intake_eval import SAFETY_FILES, evaluate_safety
+
+    f = evaluate_safety(SAFETY_FILES[1])
+    assert f["emergencies"] == 50 and f["threats"] == 30
+    assert f["emergency_excluded"] >= 0.9 and f["emergency_numbers_shown"] == 1.0 and f["threat_recall"] >= 0.95, f
+    assert f["non_emergency_excluded"] <= 0.05 and f["non_threat_flagged"] <= 0.1, f
+
+
+def test_third_safety_set_floors():
+    """tests/data/intake_safety_blind3.jsonl (160 messages by a third writer who had seen no rule, data or earlier
+    set), first run after the rules learnt from the second set: 29 of 50 emergencies turned away, 48 of 50 shown
+    the numbers, 28 of 30 threats flagged, 4 of 110 ordinary messages turned away, 9 of 130 tagged 扬言.
+    Two fixes followed, both about what nobody may miss rather than about this set's wording: an emergency that
+    another exclusion (another city) turned away got no numbers, and swallowed poison (百草枯) was not a danger."""
+    from api.domain.intake_eval import SAFETY_FILES, evaluate_safety
+
+    f = evaluate_safety(SAFETY_FILES[2])
+    assert f["emergencies"] == 50 and f["threats"] == 30
+    assert f["emergency_numbers_shown"] == 1.0 and f["emergency_excluded"] >= 0.55 and f["threat_recall"] >= 0.9, f
+    assert f["non_emergency_excluded"] <= 0.05 and f["non_threat_flagged"] <= 0.1, f
