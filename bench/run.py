@@ -206,7 +206,7 @@ def ivf_recall(n: int, work: Path, queries: list[str]) -> None:
     with analyzer(processor, len(questions)) as analyze:
         for c in range(0, len(questions), BUILD_CHUNK):
             an = analyze(questions[c : c + BUILD_CHUNK])
-            vecs[c : c + len(an)] = encoder.encode_static([a.static_string() for a in an])  # type: ignore[attr-defined]
+            vecs[c : c + len(an)] = encoder.encode_analyses(an)  # type: ignore[attr-defined]
     exact = faiss.IndexFlatIP(encoder.dim)
     exact.add(vecs)
     started = time.perf_counter()

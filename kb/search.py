@@ -229,7 +229,7 @@ class SearchIndex:
         ivf = encoder is not None and len(q_text) > FLAT_LIMIT
         flat = faiss.IndexFlatIP(encoder.dim) if encoder is not None and not ivf else None
         waiting = np.zeros((len(q_text), encoder.dim), dtype=np.float16) if ivf else None
-        static = hasattr(encoder, "encode_static")
+        static = hasattr(encoder, "encode_analyses")
         answers = [d.answer for d in self.docs]
         starts = list(range(0, len(q_text), BUILD_CHUNK))
         with analyzer(processor, len(q_text)) as analyze:
@@ -252,7 +252,7 @@ class SearchIndex:
                 words_seen.update(w for a in an for w in a.words)
                 q_ids.extend(self._ids(a.tokens, self.vocab, grow=True) for a in an)
                 if encoder is not None:
-                    vecs = (encoder.encode_static([a.static_string() for a in an]) if static  # type: ignore[union-attr]
+                    vecs = (encoder.encode_analyses(an) if static  # type: ignore[union-attr]
                             else encoder.encode(q_text[c : c + len(an)]))
                     if flat is not None:
                         flat.add(np.ascontiguousarray(vecs, dtype=np.float32))

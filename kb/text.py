@@ -126,9 +126,13 @@ class Analysis:
     words: list[str]
     tokens: list[str]
 
-    def static_string(self) -> str:
+    def static_tokens(self) -> list[str]:
         """Input of the domain StaticEmbedding: tokens plus single characters, so unseen words still land."""
-        return " ".join(self.tokens + [f"${c}" for c in self.canon if not c.isspace()]) or "[UNK]"
+        return self.tokens + [f"${c}" for c in self.canon if not c.isspace()]
+
+    def static_string(self) -> str:
+        """The same as one whitespace-separated string, what the encoder's tokenizer reads (and trains on)."""
+        return " ".join(self.static_tokens()) or "[UNK]"
 
 
 _jieba_lock = threading.Lock()

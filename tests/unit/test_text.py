@@ -46,4 +46,6 @@ def test_numpy_static_encoder_matches_sentence_transformers(shared_data_dir):
     texts = ["低保怎么申请", "公积金提取", "😀", "hello"]
     pre = [tp.analyze(t).static_string() for t in texts]
     assert np.abs(enc.encode_static(pre) - st.encode(pre, normalize_embeddings=True)).max() < 1e-5
+    # The build's path looks the tokens up itself instead of joining and re-splitting them: the same vectors.
+    assert np.abs(enc.encode_analyses([tp.analyze(t) for t in texts]) - enc.encode_static(pre)).max() < 1e-6
     assert enc.encode(["低保怎么申请"]) @ enc.encode(["最低生活保障如何申请"]).T > 0.5
