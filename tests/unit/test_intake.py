@@ -140,3 +140,15 @@ def test_third_safety_set_floors():
     assert f["emergencies"] == 50 and f["threats"] == 30
     assert f["emergency_numbers_shown"] == 1.0 and f["emergency_excluded"] >= 0.55 and f["threat_recall"] >= 0.9, f
     assert f["non_emergency_excluded"] <= 0.05 and f["non_threat_flagged"] <= 0.1, f
+
+
+def test_fourth_safety_set_floors():
+    """tests/data/intake_safety_blind4.jsonl (160 messages, 60 of them emergencies, 52 written calmly and 36 without
+    any of 火烟血救死晕倒困抢打刀摔伤急) by a fourth writer. Nothing has been changed for it: these are its blind
+    figures. Every emergency is shown the 110/119/120 numbers before anything else; the rules turn away 33 of 60."""
+    from api.domain.intake_eval import SAFETY_FILES, evaluate_safety
+
+    f = evaluate_safety(SAFETY_FILES[3])
+    assert f["emergencies"] == 60 and f["threats"] == 25
+    assert f["emergency_numbers_shown"] == 1.0 and f["emergency_excluded"] >= 0.5 and f["threat_recall"] >= 0.85, f
+    assert f["non_emergency_excluded"] <= 0.05 and f["non_threat_flagged"] <= 0.1, f
