@@ -108,9 +108,21 @@ def _shortly_before(pattern: str, text: str, spans: list[tuple[int, int]], reach
     return any(m.end() <= start <= m.end() + reach for m in re.finditer(pattern, text) for start, _ in spans)
 
 
+_SENTENCE_END = r"[。！？!?；;\n]+"
+
+
+def normalize_sentences(text: str) -> str:
+    """Normalised like every other intake text, but with each sentence end kept as "。" (normalising turns all
+    punctuation into spaces), so that `is_emergency` can judge tense sentence by sentence."""
+    from kb.text import normalize
+
+    return "。".join(n for n in (normalize(s) for s in re.split(_SENTENCE_END, text)) if n)
+
+
 def is_emergency(text: str) -> bool:
-    """Danger happening now. A past or hypothetical incident is not an emergency, unless a word saying it is
-    going on now comes just before the danger ("上周着火了……现在又有人充电" is not a fire now)."""
+    """Danger happening now, in a text from `normalize_sentences`. A past or hypothetical incident is not an
+    emergency, unless a word saying it is going on now comes just before the danger ("上周着火了……现在又有人充电"
+    is not a fire now)."""
     now = re.search(_NOW, text) is not None
     if re.search(ON_THE_EDGE, text):
         return True
@@ -123,7 +135,7 @@ def is_emergency(text: str) -> bool:
     # Sentence by sentence: "去年失业了。刚才楼下冒黑烟" is a fire now. A past set by one sentence carries on into
     # the next until a sentence says "now" again ("上周五着火了。浓烟……" is still last week's fire).
     past_context = False
-    for sentence in re.split(r"[。！？!?；;\n]+", text):
+    for sentence in re.split(_SENTENCE_END, text):
         has_past, has_now = re.search(_PAST, sentence) is not None, re.search(_NOW, sentence) is not None
         spans = [m.span() for p in EMERGENCY_PATTERNS for m in re.finditer(p, sentence)]
         if spans:
@@ -276,7 +288,7 @@ class IntakeClassifier:
         norm = self.normalize(text)
         threat_wording = is_threat(norm)
         threat = threat_wording or self.safety["threat"].flags(norm)
-        if is_emergency(norm):
+        if is_emergency(normalize_sentences(text)):
             return self._excluded("emergency", 1.0, threat, threat_wording, "描述的是正在发生的危险", category=None)
         probs = dict(zip(self.scope.classes_, self.scope.predict_proba([norm])[0], strict=True))
         label = rule_exclusion(norm) or max(probs, key=probs.__getitem__)

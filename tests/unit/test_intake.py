@@ -2,7 +2,15 @@
 
 import pytest
 
-from api.domain.intake import CATEGORIES, default_classifier, is_emergency, is_threat, load_labelled, load_units
+from api.domain.intake import (
+    CATEGORIES,
+    default_classifier,
+    is_emergency,
+    is_threat,
+    load_labelled,
+    load_units,
+    normalize_sentences,
+)
 from api.domain.intake_eval import evaluate
 from kb.text import normalize
 
@@ -15,8 +23,8 @@ def figures():
 def test_every_labelled_emergency_is_caught_and_nothing_else_is():
     examples = load_labelled()
     assert sum(1 for m in examples if m.label == "emergency") >= 25
-    missed = [m.text for m in examples if m.label == "emergency" and not is_emergency(normalize(m.text))]
-    false = [m.text for m in examples if m.label != "emergency" and is_emergency(normalize(m.text))]
+    missed = [m.text for m in examples if m.label == "emergency" and not is_emergency(normalize_sentences(m.text))]
+    false = [m.text for m in examples if m.label != "emergency" and is_emergency(normalize_sentences(m.text))]
     assert missed == [] and false == []
 
 
@@ -124,7 +132,7 @@ def test_second_safety_set_floors():
 
     f = evaluate_safety(SAFETY_FILES[1])
     assert f["emergencies"] == 50 and f["threats"] == 30
-    assert f["emergency_excluded"] >= 0.9 and f["emergency_numbers_shown"] == 1.0 and f["threat_recall"] >= 0.95, f
+    assert f["emergency_excluded"] >= 0.95 and f["emergency_numbers_shown"] == 1.0 and f["threat_recall"] >= 0.95, f
     assert f["non_emergency_excluded"] <= 0.05 and f["non_threat_flagged"] <= 0.1, f
 
 
@@ -132,13 +140,14 @@ def test_third_safety_set_floors():
     """tests/data/intake_safety_blind3.jsonl (160 messages by a third writer who had seen no rule, data or earlier
     set), first run after the rules learnt from the second set: 29 of 50 emergencies turned away, 48 of 50 shown
     the numbers, 28 of 30 threats flagged, 4 of 110 ordinary messages turned away, 9 of 130 tagged 扬言.
-    Two fixes followed, both about what nobody may miss rather than about this set's wording: an emergency that
-    another exclusion (another city) turned away got no numbers, and swallowed poison (百草枯) was not a danger."""
+    Fixes followed, about what nobody may miss rather than about this set's wording: an emergency that another
+    exclusion (another city) turned away got no numbers; swallowed poison (百草枯) was not a danger; and the
+    per-sentence tense rule never ran (normalising had turned the sentence ends into spaces)."""
     from api.domain.intake_eval import SAFETY_FILES, evaluate_safety
 
     f = evaluate_safety(SAFETY_FILES[2])
     assert f["emergencies"] == 50 and f["threats"] == 30
-    assert f["emergency_numbers_shown"] == 1.0 and f["emergency_excluded"] >= 0.55 and f["threat_recall"] >= 0.9, f
+    assert f["emergency_numbers_shown"] == 1.0 and f["emergency_excluded"] >= 0.6 and f["threat_recall"] >= 0.9, f
     assert f["non_emergency_excluded"] <= 0.05 and f["non_threat_flagged"] <= 0.1, f
 
 
