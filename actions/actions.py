@@ -365,9 +365,11 @@ class ActionSubmitOrder(Action):
             dispatcher.utter_message(response="utter_order_failed", reason=e.message)
             return [SlotSet("context", "offer_human")]
         except ApiUnavailable as e:
+            # Everything the citizen told us is still in the slots, and the idempotency key makes a second
+            # confirmation return the order if this one was stored after all: offer to try again.
             logger.warning("create order failed: %s", e)
-            dispatcher.utter_message(response="utter_api_unavailable")
-            return [SlotSet("context", "offer_human")]
+            dispatcher.utter_message(response="utter_order_retry")
+            return [SlotSet("context", "confirm_order")]
         due = order.get("deadlines") or {}
         dispatcher.utter_message(response="utter_order_created", number=order["number"],
                                  first_contact=fmt_time(due.get("first_contact")),

@@ -317,6 +317,17 @@ def test_second_confirmation_does_not_create_a_second_order(api) -> None:  # typ
     assert fake.requests == [] and msgs[0]["response"] == "utter_order_already_created"
 
 
+def test_order_create_timeout_keeps_the_facts_and_asks_to_confirm_again(api) -> None:  # type: ignore[no-untyped-def]
+    fake = api({"/api/v1/workorders": httpx.ReadTimeout("slow")})
+    msgs, events = run(a.ActionSubmitOrder(), tracker("确认", intent="affirm", slots=ORDER_SLOTS))
+    assert [m["response"] for m in msgs] == ["utter_order_retry"]
+    assert slots(events) == {"context": "confirm_order"}  # no order slot is cleared
+    fake.script["/api/v1/workorders"] = (200, {"number": "GD20261123000002", "deadlines": {}})  # stored the first time
+    msgs, events = run(a.ActionSubmitOrder(), tracker("确认", intent="affirm", slots=ORDER_SLOTS))
+    assert fake.headers[1]["Idempotency-Key"] == fake.headers[0]["Idempotency-Key"]
+    assert msgs[0]["response"] == "utter_order_created" and slots(events)["order_number"] == "GD20261123000002"
+
+
 def test_refused_order_explains_why(api) -> None:  # type: ignore[no-untyped-def]
     api({"/api/v1/workorders": (422, {"detail": "联系电话格式不对"})})
     msgs, _ = run(a.ActionSubmitOrder(), tracker("确认", intent="affirm", slots=ORDER_SLOTS))
