@@ -231,11 +231,11 @@ def intake() -> None:
 
     if BLIND_FILE.exists():
         emit(bench="intake.blind", **evaluate_blind())
-    from api.domain.intake_eval import SAFETY_FILES, evaluate_safety, full_classifier
+    from api.domain.intake_eval import SAFETY_FILES, evaluate_safety
 
     for path in SAFETY_FILES:
         if path.exists():
-            emit(bench=f"intake.{path.stem.removeprefix('intake_')}", **evaluate_safety(path, full_classifier()))
+            emit(bench=f"intake.{path.stem.removeprefix('intake_')}", **evaluate_safety(path))
 
 
 def creates(backend: str, work: Path, n: int = 200, threads: int = 8) -> None:

@@ -23,11 +23,6 @@ from kb.text import DATA_DIR, TextProcessor, load_synonyms_file
 
 ROOT = Path(__file__).resolve().parent.parent
 DEV_DIR = ROOT / "tests" / "data" / "dev_queries"
-# 408 tuning-only queries (251 near misses) written from the KB by someone who had not seen the development set.
-# Not used by the fit yet: with them the answerability model's held-out curve rose at every point, but at the
-# 3 % line it refused 5.02 % of answerable held-out questions, and a new line picked after seeing that would be
-# tuned on the held-out half (docs/search.md).
-TUNE_EXTRA_FILE = ROOT / "tests" / "data" / "tune_queries.jsonl"
 DEMO_DIR = DATA_DIR / "demo"
 
 
@@ -45,11 +40,6 @@ def load_queries(path: Path = DEV_DIR) -> list[LabelledQuery]:
                 d = json.loads(line)
                 out.append(LabelledQuery(d["query"], d.get("expected")))
     return out
-
-
-def load_tune_extra(path: Path = TUNE_EXTRA_FILE) -> list[LabelledQuery]:
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [LabelledQuery(r["query"], r.get("expected")) for r in rows]
 
 
 def is_heldout(q: LabelledQuery) -> bool:

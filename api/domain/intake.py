@@ -76,8 +76,8 @@ EMERGENCY_PATTERNS = [
 # What the caller says rules the danger out: the fire is out, the ambulance has been, no gas smell.
 NOT_DANGER = (r"(已经扑灭|已经灭了|火.{0,3}(灭|扑灭|熄灭)了|已经处理好|已经送医|已经送(到|去)?医院|(已经|后来)?找到了"
               r"|(120|救护车).{0,4}(拉走|接走|送走|来过|走了)|没(有)?闻到|没有?(异|气)?味|没(有)?漏|不漏)")
-POSSIBLE_EMERGENCY_ADVICE = ("如果现在有人身或财产危险，请立即拨打 110（报警）、119（火警）或 120（急救）；"
-                             "不紧急的话，我们继续为您登记。")
+EMERGENCY_NUMBERS = "如果现在有人身或财产危险，请立即拨打 110（报警）、119（火警）或 120（急救）"
+POSSIBLE_EMERGENCY_ADVICE = f"{EMERGENCY_NUMBERS}；不紧急的话，我们继续为您登记。"
 # Self-harm or violence only counts as an emergency when it is happening now; as a threat it is 扬言.
 SELF_HARM = r"(跳下去(?![捞救])|跳楼|跳河|安眠药|农药|百草枯|敌敌畏|老鼠药|割腕|自焚|汽油|绑了东西|栏杆外|不想活)"
 ON_THE_EDGE = r"(已经|现在|正|此刻|我)(就)?(在|站在|坐在|爬上了|爬到了)(了)?.{0,4}(楼顶|天台|桥上|桥栏|塔吊|栏杆外)"
@@ -143,7 +143,7 @@ def is_emergency(text: str) -> bool:
                 return True
             if not has_past and (has_now or not past_context):
                 return True
-        past_context = (past_context or has_past) and not (has_now and not has_past)
+        past_context = has_past or (past_context and not has_now)
     return False
 
 
@@ -301,7 +301,7 @@ class IntakeClassifier:
             out = self._excluded(label, probs.get(label, 1.0), threat, threat_wording, "", category=best_category)
             if possible_emergency:  # a danger somewhere else is still a danger: the numbers come first
                 out.update(possible_emergency=True, urgency="urgent",
-                           advice=f"{POSSIBLE_EMERGENCY_ADVICE.split('；')[0]}。{out['advice']}")
+                           advice=f"{EMERGENCY_NUMBERS}。{out['advice']}")
             return out
         category = label if label in CATEGORIES else best_category
         unit_scores = {}
