@@ -184,8 +184,25 @@ def rule_exclusion(text: str) -> str | None:
     return None
 
 
+# Someone else's threat against the caller ("前夫天天发消息说要弄死我") or a stranger seen at risk ("有人在桥上要跳河"):
+# the caller is the one in danger or a witness, not the one threatening. The danger itself is the emergency rules'
+# and the safety model's to see. A relative's "不想活了" stays a threat: the family is asking for help in time.
+THIRD_PARTY = (r"(?<![跟和同把给对让找向替与叫帮被])(有人|他|她|他们|她们|前夫|前妻|老公|丈夫|老婆|妻子|对方|男的|女的"
+               r"|房东|老板|邻居|同事|室友|那人|那个人)")
+CALLER = r"(我|老子|咱|俺)(?!的?(爸|妈|女儿|儿子|孩子|老公|老婆|邻居|家|们这))"
+
+
+def _said_by_someone_else(text: str, m: re.Match[str]) -> bool:
+    clause = text[text.rfind(" ", 0, m.start()) + 1 : m.start()]  # normalised text: clauses end at a space
+    others = list(re.finditer(THIRD_PARTY, clause))
+    if not others or re.search(CALLER, clause[others[-1].end():]):
+        return False
+    return text[m.end() : m.end() + 1] == "我" or others[-1].group() == "有人"
+
+
 def is_threat(text: str) -> bool:
-    return _any(THREAT_PATTERNS, text)
+    """Threat wording the caller uses of themself, in normalised text."""
+    return any(not _said_by_someone_else(text, m) for p in THREAT_PATTERNS for m in re.finditer(p, text))
 
 
 @dataclass

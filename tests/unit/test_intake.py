@@ -35,6 +35,18 @@ def test_threat_wording_is_flagged_and_strong_feelings_are_not():
     assert [m.text for m in examples if not m.threat and is_threat(normalize(m.text))] == []
 
 
+@pytest.mark.parametrize("text,own", [
+    ("前夫天天发消息说要弄死我，我很害怕，派出所说他没动手不好管", False),  # the caller is the one threatened
+    ("昨晚我们这有人在桥上要跳河，后来被劝下来了，建议装监控", False),  # a witness
+    ("他们再不解决，我就弄死他", True),
+    ("他要是再拖着不还钱我就弄死他", True),  # the caller speaks of themself after the other
+    ("我女儿之前说过不想活了，现在电话打不通", True),  # a relative at risk: the family asks for help in time
+    ("真要没养老金我只能去找那个老板拼命了", True),
+])
+def test_threat_wording_is_the_callers_own(text, own):
+    assert is_threat(normalize(text)) is own
+
+
 def test_held_out_floors(figures):
     assert figures["heldout"] >= 120
     assert figures["accept_exclude_accuracy"] >= 0.95, figures
