@@ -200,6 +200,12 @@ def _said_by_someone_else(text: str, m: re.Match[str]) -> bool:
     return text[m.end() : m.end() + 1] == "我" or others[-1].group() == "有人"
 
 
+def threatened_by_someone_else(text: str) -> bool:
+    """Someone else's threat aimed at the caller: the caller gets the police number first, like any danger."""
+    return any(_said_by_someone_else(text, m) and text[m.end() : m.end() + 1] == "我"
+               for p in THREAT_PATTERNS for m in re.finditer(p, text))
+
+
 def is_threat(text: str) -> bool:
     """Threat wording the caller uses of themself, in normalised text."""
     return any(not _said_by_someone_else(text, m) for p in THREAT_PATTERNS for m in re.finditer(p, text))
@@ -313,7 +319,7 @@ class IntakeClassifier:
             return self._excluded("emergency", probs["emergency"], threat, threat_wording, "内容与紧急求助相似",
                                   category=None)
         best_category = max(CATEGORIES, key=lambda c: probs.get(c, 0.0))
-        possible_emergency = self.safety["emergency"].flags(norm)
+        possible_emergency = self.safety["emergency"].flags(norm) or threatened_by_someone_else(norm)
         if label in EXCLUSIONS and label != "emergency":
             out = self._excluded(label, probs.get(label, 1.0), threat, threat_wording, "", category=best_category)
             if possible_emergency:  # a danger somewhere else is still a danger: the numbers come first

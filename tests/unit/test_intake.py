@@ -59,6 +59,8 @@ def test_held_out_floors(figures):
     ("我闻到楼道里煤气味很重，现在还在漏", {"exclusion": "emergency", "urgency": "emergency"}),
     ("上周小区门口有人打架，派出所处理得不好，我要投诉", {"accepted": True}),
     ("法院门口那段路的路灯坏了好几天了", {"accepted": True}),
+    # threatened by someone else: not the caller's 扬言, but the police number comes first
+    ("前夫天天发消息说要弄死我，我很害怕，派出所说他没动手不好管", {"threat_wording": False, "possible_emergency": True}),
     ("我跟房东的押金纠纷已经在法院起诉了，下个月开庭", {"exclusion": "litigation"}),
     ("工伤认定拖了八个月，再不给认定我就去人社局楼顶跳下去", {"threat": True, "urgency": "urgent"}),
     ("政府都不作为，老百姓的事没人管", {"accepted": False}),
