@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -97,10 +98,6 @@ THREAT_PATTERNS = [
     r"|(集体|统一|一起).{0,10}(去|到).{0,10}(政府|区委|市委)|跪着|下跪|跪到|集体停工|罢工|抗议"
     r"|(路上|马路上|路中间).{0,2}(一坐|坐着|躺着|一躺)|(天天|每天|一直|还要)去.{0,6}闹|闹到底)",
 ]
-
-
-def _any(patterns: list[str], text: str) -> bool:
-    return any(re.search(p, text) for p in patterns)
 
 
 def _shortly_before(pattern: str, text: str, spans: list[tuple[int, int]], reach: int = 12) -> bool:
@@ -192,23 +189,29 @@ THIRD_PARTY = (r"(?<![跟和同把给对让找向替与叫帮被])(有人|他|�
 CALLER = r"(我|老子|咱|俺)(?!的?(爸|妈|女儿|儿子|孩子|老公|老婆|邻居|家|们这))"
 
 
-def _said_by_someone_else(text: str, m: re.Match[str]) -> bool:
-    clause = text[text.rfind(" ", 0, m.start()) + 1 : m.start()]  # normalised text: clauses end at a space
-    others = list(re.finditer(THIRD_PARTY, clause))
-    if not others or re.search(CALLER, clause[others[-1].end():]):
-        return False
-    return text[m.end() : m.end() + 1] == "我" or others[-1].group() == "有人"
+def _threat_matches(text: str) -> Iterator[tuple[re.Match[str], bool]]:
+    """Every threat-wording match, with whether someone other than the caller says or does it."""
+    for p in THREAT_PATTERNS:
+        for m in re.finditer(p, text):
+            clause = text[text.rfind(" ", 0, m.start()) + 1 : m.start()]  # normalised text: clauses end at a space
+            others = list(re.finditer(THIRD_PARTY, clause))
+            someone_else = bool(others) and not re.search(CALLER, clause[others[-1].end():]) and (
+                _aimed_at_caller(text, m) or others[-1].group() == "有人")
+            yield m, someone_else
+
+
+def _aimed_at_caller(text: str, m: re.Match[str]) -> bool:
+    return text[m.end() : m.end() + 1] == "我"
 
 
 def threatened_by_someone_else(text: str) -> bool:
     """Someone else's threat aimed at the caller: the caller gets the police number first, like any danger."""
-    return any(_said_by_someone_else(text, m) and text[m.end() : m.end() + 1] == "我"
-               for p in THREAT_PATTERNS for m in re.finditer(p, text))
+    return any(other and _aimed_at_caller(text, m) for m, other in _threat_matches(text))
 
 
 def is_threat(text: str) -> bool:
     """Threat wording the caller uses of themself, in normalised text."""
-    return any(not _said_by_someone_else(text, m) for p in THREAT_PATTERNS for m in re.finditer(p, text))
+    return any(not other for _, other in _threat_matches(text))
 
 
 @dataclass
