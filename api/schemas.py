@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -105,6 +105,13 @@ class CorrectionIn(BaseModel):
     entry_id: str = Field(min_length=1, max_length=64)
     version: int | None = Field(None, ge=1)
     comment: str = Field(min_length=1, max_length=2000)
+    channel: Literal["web", "wechat", "bot", "operator", "api"] = "web"
+
+
+class MissingIn(BaseModel):
+    question: str = Field(min_length=1, max_length=2000, description="市民原话")
+    shown: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        default_factory=list, max_length=10, description="已推荐给市民、被说“都不是”的知识点编号")
     channel: Literal["web", "wechat", "bot", "operator", "api"] = "web"
 
 

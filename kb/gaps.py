@@ -78,18 +78,21 @@ def worth_recording(question: str) -> bool:
 
 def record_missing(
     s: Session, processor: TextProcessor, question: str, channel: str, unit: str | None, now: datetime,
-    cal: WorkCalendar,
+    cal: WorkCalendar, report: str | None = None,
 ) -> Gap | None:
-    """Opens a 查无 item, or bumps the open item whose question is a near-duplicate of this one."""
+    """Opens a 查无 item, or bumps the open item whose question is a near-duplicate of this one.
+
+    `report` is what the clerk reads for this occurrence when it says more than the question itself."""
     question = question.strip()[:500]
     if not worth_recording(question):
         return None
+    report = report or question
     canon = " ".join(processor.words(question))
     for g in s.scalars(select(Gap).where(Gap.kind == "missing", Gap.status == "open")):
         if fuzz.token_set_ratio(canon, g.canonical) >= CLUSTER_SIMILARITY:
             g.count += 1
             g.last_seen_at = now
-            s.add(GapReport(gap_id=g.id, text=question, channel=channel, at=now))
+            s.add(GapReport(gap_id=g.id, text=report, channel=channel, at=now))
             s.flush()
             return g
     due = cal.add_working_days(now.date(), MISSING_WORKING_DAYS)
@@ -98,8 +101,31 @@ def record_missing(
             due_provisional=due.provisional)
     s.add(g)
     s.flush()
-    s.add(GapReport(gap_id=g.id, text=question, channel=channel, at=now))
+    s.add(GapReport(gap_id=g.id, text=report, channel=channel, at=now))
     s.flush()
+    return g
+
+
+def record_rejected_suggestions(
+    s: Session, processor: TextProcessor, question: str, shown: Sequence[str], channel: str, now: datetime,
+    cal: WorkCalendar,
+) -> Gap:
+    """A citizen saw the suggested entries and said none of them was what they asked: a 查无 item all the same.
+
+    Near misses (公积金贷款能买车位吗 → 公积金贷款去哪里办) look answerable to the engine; the citizen's 都不是 is
+    the signal it lacks. The item goes to the unit owning the first entry shown: the question is about its matter."""
+    if not worth_recording(question):
+        raise InvalidInput("问题太短，无法记录为查无事项（至少4个汉字）", field="question")
+    ids = list(dict.fromkeys(shown))
+    versions = []
+    for entry_id in ids:
+        entry = kbe.get_entry(s, entry_id)  # an unknown id is a 404, not a silently odd record
+        versions.append(kbe.get_version(s, entry_id, entry.published_version or entry.latest_version))
+    unit = versions[0].unit if versions else None
+    seen = "、".join(f"{v.entry_id}（{v.question}）" for v in versions)
+    report = f"{question.strip()[:500]}\n〔看过 {seen}，都不是〕" if seen else None
+    g = record_missing(s, processor, question, channel, unit, now, cal, report=report)
+    assert g is not None  # worth_recording was checked above
     return g
 
 

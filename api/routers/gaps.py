@@ -13,6 +13,7 @@ from api.schemas import (
     CalendarYearIn,
     CorrectionIn,
     GapPublic,
+    MissingIn,
     NoteIn,
     NoticeIn,
     NoticePublic,
@@ -78,6 +79,17 @@ def file_correction(body: CorrectionIn, s: SessionDep, now: NowDep, actor: Optio
     channel = "operator" if actor and actor.role == "operator" else body.channel
     g = gaps.file_correction(s, reporter, body.entry_id, body.version, body.comment, channel, now,
                              gaps.load_calendar(s))
+    return _gap(g, now.date())
+
+
+@router.post("/api/v1/kb/missing", response_model=GapPublic, status_code=201)
+def record_missing(
+    body: MissingIn, s: SessionDep, now: NowDep, actor: OptionalActor, service: SearchDep
+) -> GapPublic:
+    """Citizens (no token) and operators say none of the suggested entries answers the question: a 查无 item."""
+    channel = "operator" if actor and actor.role == "operator" else body.channel
+    g = gaps.record_rejected_suggestions(s, service.ready_index().processor, body.question, body.shown, channel,
+                                         now, gaps.load_calendar(s))
     return _gap(g, now.date())
 
 

@@ -3,6 +3,7 @@
 import io
 import json
 
+import pytest
 from openpyxl import load_workbook
 
 from tests.api.conftest import admin, make_token, wait_for
@@ -115,6 +116,42 @@ def test_corrections_from_citizens_and_resolution(client):
     r = client.post(f"/api/v1/kb/gaps/{gap['id']}/resolve",
                     json={"entry_id": "RX008", "version": gap["entry_version"]}, headers=admin())
     assert r.status_code == 409
+
+
+def test_none_of_the_suggestions_opens_a_missing_item_for_the_shown_entrys_unit(client):
+    """A near miss the engine took for answerable: the citizen's 都不是 still reaches the KB's owners."""
+    q = "公积金贷款能不能用来买车位"
+    r = client.post("/api/v1/kb/missing", json={"question": q, "shown": ["GJJ007", "GJJ008"], "channel": "wechat"})
+    assert r.status_code == 201, r.text
+    gap = r.json()
+    assert gap["kind"] == "missing" and gap["status"] == "open" and gap["question"] == q
+    assert gap["unit"] == "区住房公积金管理中心" and gap["channel"] == "wechat"
+    assert gap["due_date"] > gap["created_at"][:10]
+    again = client.post("/api/v1/kb/missing", json={"question": "用公积金贷款买车位可以吗", "shown": ["GJJ007"]})
+    assert again.status_code == 201 and again.json()["id"] == gap["id"] and again.json()["count"] == 2
+    reports = client.get(f"/api/v1/kb/gaps/{gap['id']}", headers=admin()).json()["reports"]
+    assert "GJJ007" in reports[0]["text"] and "都不是" in reports[0]["text"] and q in reports[0]["text"]
+    # the clerk of that unit sees it among its own items
+    unit = make_token(client, "unit", "区住房公积金管理中心")
+    assert gap["id"] in [g["id"] for g in client.get("/api/v1/kb/gaps", headers=unit).json()]
+    # nothing shown (a typed question the bot could not place) goes to the hotline office
+    bare = client.post("/api/v1/kb/missing", json={"question": "社区食堂老人助餐补贴怎么领"}).json()
+    assert bare["unit"] == "区12345热线办"
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "words"),
+    [({"question": "车位", "shown": ["GJJ007"]}, 422, "太短"),
+     ({"question": "  ", "shown": []}, 422, "太短"),
+     ({"question": "公积金贷款能不能用来买车位", "shown": ["NOPE999"]}, 404, "NOPE999"),
+     ({"question": "公积金贷款能不能用来买车位", "shown": ["GJJ007"] * 11}, 422, "shown"),
+     ({"question": "公积金贷款能不能用来买车位", "channel": "fax"}, 422, "channel")],
+)
+def test_bad_missing_reports_are_clear_4xx_and_store_nothing(client, body, status, words):
+    before = client.get("/api/v1/kb/gaps", params={"kind": "missing"}, headers=admin()).json()
+    r = client.post("/api/v1/kb/missing", json=body)
+    assert r.status_code == status and words in json.dumps(r.json(), ensure_ascii=False)
+    assert client.get("/api/v1/kb/gaps", params={"kind": "missing"}, headers=admin()).json() == before
 
 
 def test_policy_notice_lists_affected_entries(client):
