@@ -91,11 +91,14 @@ class ActionAnswerPolicy(Action):
         if res["decision"] == "answer" and results:
             return self._answer(results[0], query, in_form, dispatcher)
         if res["decision"] == "clarify" and results:
-            none_title = domain.get("responses", {}).get("utter_clarify_none", [{}])[0].get("text", "转人工")
+            # 都不是 records a 查无 item; mid-form it hands over instead, so the form's own questions stay in charge.
+            none_response, none_payload = (("utter_clarify_none_human", "/request_human") if in_form
+                                           else ("utter_clarify_none", "/deny"))
+            none_title = domain.get("responses", {}).get(none_response, [{}])[0].get("text", "都不是")
             offer = results[:3]
             buttons = [{"title": r["question"], "payload": "/ask_policy" + json.dumps({"entry_id": r["entry_id"]})}
                        for r in offer]
-            buttons.append({"title": none_title, "payload": "/request_human"})
+            buttons.append({"title": none_title, "payload": none_payload})
             dispatcher.utter_message(response="utter_clarify", buttons=buttons)
             keep = [{k: r.get(k) for k in ("entry_id", "version", "question", "answer", "policy_basis", "unit")}
                     for r in offer]
@@ -122,6 +125,30 @@ class ActionAnswerPolicy(Action):
             dispatcher.utter_message(response="utter_ask_helpful")
             events.append(SlotSet("context", "answered"))
         return events
+
+
+class ActionRecordMissing(Action):
+    """None of the candidates was it: the question becomes a 查无 item, as a no_answer would have."""
+
+    def name(self) -> str:
+        return "action_record_missing"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        question = tracker.get_slot("last_question") or ""
+        shown = [c["entry_id"] for c in tracker.get_slot("candidates") or [] if c.get("entry_id")]
+        done: list[EventType] = [SlotSet("candidates", None), SlotSet("last_entry_id", None)]
+        try:
+            gap = await api().missing(question, shown, channel_of(tracker))
+        except ApiUnavailable as e:
+            logger.warning("missing item failed: %s", e)
+            dispatcher.utter_message(response="utter_api_unavailable")
+            return [*done, SlotSet("context", "offer_human")]
+        except ApiRefused as e:  # too short to be a knowledge gap: the same offers, nothing recorded
+            logger.info("missing item not recorded: %s", e)
+            dispatcher.utter_message(response="utter_no_answer_unrecorded")
+            return [*done, SlotSet("context", "no_answer")]
+        dispatcher.utter_message(response="utter_no_answer", gap_id=gap["id"])
+        return [*done, SlotSet("context", "no_answer")]
 
 
 class ActionFileCorrection(Action):

@@ -70,6 +70,10 @@ class CoreApi:
         return await self._call("POST", "/api/v1/kb/corrections",
                                 json={"entry_id": entry_id, "version": version, "comment": comment, "channel": channel})
 
+    async def missing(self, question: str, shown: list[str], channel: str) -> dict[str, Any]:
+        return await self._call("POST", "/api/v1/kb/missing",
+                                json={"question": question, "shown": shown, "channel": channel})
+
     async def classify(self, text: str) -> dict[str, Any]:
         return await self._call("POST", "/api/v1/intake/classify", json={"text": text})
 

@@ -18,7 +18,8 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions import actions as a
 from actions.client import CoreApi, set_api
 
-DOMAIN: dict[str, Any] = {"responses": {"utter_clarify_none": [{"text": "都不是，转人工"}]}}
+DOMAIN: dict[str, Any] = {"responses": {"utter_clarify_none": [{"text": "都不是"}],
+                                         "utter_clarify_none_human": [{"text": "都不是，转人工"}]}}
 
 
 def tracker(text: str = "", intent: str = "ask_policy", slots: dict[str, Any] | None = None,
@@ -100,10 +101,44 @@ def test_clarify_offers_candidates_as_buttons(api) -> None:  # type: ignore[no-u
     msgs, events = run(a.ActionAnswerPolicy(), tracker("低保"))
     buttons = msgs[0]["buttons"]
     assert [b["payload"] for b in buttons] == ['/ask_policy{"entry_id": "MZ001"}', '/ask_policy{"entry_id": "MZ002"}',
-                                              "/request_human"]
-    assert [b["title"] for b in buttons] == ["低保怎么申请？", "低保标准是多少？", "都不是，转人工"]
+                                              "/deny"]
+    assert [b["title"] for b in buttons] == ["低保怎么申请？", "低保标准是多少？", "都不是"]
     assert slots(events)["context"] == "clarify"
     assert [c["entry_id"] for c in slots(events)["candidates"]] == ["MZ001", "MZ002"]
+
+
+def test_clarify_inside_a_form_offers_a_human_instead_of_deny(api) -> None:  # type: ignore[no-untyped-def]
+    api({"/api/v1/kb/search": (200, {"decision": "clarify", "confidence": 0.5, "results": [HIT]})})
+    msgs, events = run(a.ActionAnswerPolicy(), tracker("低保", active_loop="complaint_form"))
+    assert msgs[0]["buttons"][-1] == {"title": "都不是，转人工", "payload": "/request_human"}
+    assert "context" not in slots(events)
+
+
+SHOWN = {"candidates": [{**HIT, "entry_id": "GJJ007"}, {**HIT, "entry_id": "GJJ008"}],
+         "last_question": "公积金贷款能买车位吗", "context": "clarify"}
+
+
+def test_none_of_the_candidates_records_a_missing_item_with_what_was_shown(api) -> None:  # type: ignore[no-untyped-def]
+    fake = api({"/api/v1/kb/missing": (201, {"id": 42, "kind": "missing"})})
+    msgs, events = run(a.ActionRecordMissing(), tracker("都不是", intent="deny", slots=SHOWN, channel="wechat"))
+    assert fake.requests == [("POST", "/api/v1/kb/missing",
+                              {"question": "公积金贷款能买车位吗", "shown": ["GJJ007", "GJJ008"], "channel": "wechat"})]
+    assert msgs[0]["response"] == "utter_no_answer" and msgs[0]["gap_id"] == 42
+    assert slots(events) == {"candidates": None, "last_entry_id": None, "context": "no_answer"}
+
+
+def test_none_of_the_candidates_refused_by_the_api_still_offers_the_way_on(api) -> None:  # type: ignore[no-untyped-def]
+    api({"/api/v1/kb/missing": (422, {"detail": "问题太短，无法记录为查无事项（至少4个汉字）"})})
+    msgs, events = run(a.ActionRecordMissing(), tracker("都不是", intent="deny", slots={**SHOWN, "last_question": "补贴"}))
+    assert msgs[0]["response"] == "utter_no_answer_unrecorded"
+    assert slots(events)["context"] == "no_answer"
+
+
+def test_none_of_the_candidates_with_the_api_down_offers_a_human(api) -> None:  # type: ignore[no-untyped-def]
+    api({"/api/v1/kb/missing": httpx.ConnectError("refused")})
+    msgs, events = run(a.ActionRecordMissing(), tracker("都不是", intent="deny", slots=SHOWN))
+    assert msgs[0]["response"] == "utter_api_unavailable"
+    assert slots(events)["context"] == "offer_human"
 
 
 def test_a_chosen_candidate_is_answered_as_offered_without_searching_again(api) -> None:  # type: ignore[no-untyped-def]

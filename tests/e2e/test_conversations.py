@@ -41,9 +41,24 @@ def test_ambiguous_question_offers_candidates_and_a_choice_answers(client: Clien
     [message] = client.say(sender, "公积金怎么提取")
     assert "哪一个" in message["text"] and len(message["buttons"]) >= 3, message
     first = message["buttons"][0]
-    assert "公积金" in first["title"] and message["buttons"][-1]["payload"] == "/request_human"
+    assert "公积金" in first["title"] and message["buttons"][-1] == {"title": "都不是", "payload": "/deny"}
     reply = client.text(sender, first["payload"])
     assert "政策依据" in reply and "GJJ" in reply, reply
+
+
+def test_none_of_the_candidates_is_recorded_for_the_unit_that_owns_them(client: Client, sender: str) -> None:
+    [message] = client.say(sender, "公积金怎么提取")
+    shown = [b["payload"] for b in message["buttons"][:-1]]
+    [answer] = client.say(sender, message["buttons"][-1]["payload"])  # 都不是
+    reply = answer["text"]
+    assert "查无编号" in reply and "登记咨询工单" in [b["title"] for b in answer["buttons"]], answer
+    assert "好的" in client.text(sender, "不用了")
+    gap_id = int(re.search(r"查无编号 (\d+)", reply).group(1))  # type: ignore[union-attr]
+    body = client.get(f"/api/v1/kb/gaps/{gap_id}")
+    assert body["gap"]["kind"] == "missing" and body["gap"]["unit"] == "区住房公积金管理中心", body
+    assert body["gap"]["question"] == "公积金怎么提取"
+    report = body["reports"][-1]["text"]
+    assert "都不是" in report and all(re.search(r'"(GJJ\d+)"', p).group(1) in report for p in shown), report  # type: ignore[union-attr]
 
 
 def test_unanswerable_question_is_said_honestly_and_recorded_as_a_gap(client: Client, sender: str) -> None:
