@@ -14,7 +14,7 @@ BLIND_FILE = Path(__file__).resolve().parents[2] / "tests" / "data" / "intake_fr
 SAFETY_FILE = BLIND_FILE.with_name("intake_safety_blind.jsonl")
 # Each safety set was blind for its first run only: the rules were then extended from its misses, and the next
 # set, written by someone else who had seen none of it, measures what that generalised to.
-SAFETY_FILES = [SAFETY_FILE, *(BLIND_FILE.with_name(f"intake_safety_blind{n}.jsonl") for n in (2, 3, 4))]
+SAFETY_FILES = [SAFETY_FILE, *(BLIND_FILE.with_name(f"intake_safety_blind{n}.jsonl") for n in (2, 3, 4, 5))]
 
 
 def evaluate(clf: IntakeClassifier | None = None) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from api.domain.intake import (
     load_labelled,
     load_units,
     normalize_sentences,
+    threatened_by_someone_else,
 )
 from api.domain.intake_eval import evaluate
 from kb.text import normalize
@@ -42,9 +43,32 @@ def test_threat_wording_is_flagged_and_strong_feelings_are_not():
     ("他要是再拖着不还钱我就弄死他", True),  # the caller speaks of themself after the other
     ("我女儿之前说过不想活了，现在电话打不通", True),  # a relative at risk: the family asks for help in time
     ("真要没养老金我只能去找那个老板拼命了", True),
+    # learnt from the fifth safety set's blind run: the means got ready, a life staked, a face remembered
+    ("敌敌畏我已经买好了，你们看着办", True),
+    ("这条命不要了我也要把工资要回来", True),
+    ("那个城管的工号我记住了，别让我在街上碰到他", True),
+    ("再来收一次摊，我不保证会干出什么", True),
+    ("催收的天天打电话说要弄死我，这合法吗", False),  # the caller is the one threatened
+    ("前夫给我发短信说要杀了我，能申请保护令吗", False),  # 给我 is not the caller speaking
+    ("邻居老太太跟我说她儿子扬言要来砸我家", False),  # 扬言 reports someone else's words
 ])
 def test_threat_wording_is_the_callers_own(text, own):
     assert is_threat(normalize(text)) is own
+
+
+@pytest.mark.parametrize("text,now", [
+    ("上周小区配电箱着火了，现在想问一下物业该不该赔", False),  # "现在想问" is the question, not the fire
+    ("楼下天天敲管子，再这样我就拿菜刀下去", False),  # a conditional threat: 扬言, not a knife now
+    ("楼下现在有人拿着菜刀追人", True),
+    ("去年着火了。现在楼道里又全是烟", True),
+])
+def test_the_emergency_rule_reads_tense(text, now):
+    assert is_emergency(normalize_sentences(text)) is now
+
+
+def test_someone_elses_threat_gets_the_police_number_first():
+    assert threatened_by_someone_else(normalize("催收的天天打电话说要弄死我，这合法吗"))
+    assert not threatened_by_someone_else(normalize("再来收一次摊，我不保证会干出什么"))
 
 
 def test_held_out_floors(figures):
@@ -175,3 +199,20 @@ def test_fourth_safety_set_floors():
     assert f["emergencies"] == 60 and f["threats"] == 25
     assert f["emergency_numbers_shown"] == 1.0 and f["emergency_excluded"] >= 0.5 and f["threat_recall"] >= 0.85, f
     assert f["non_emergency_excluded"] <= 0.05 and f["non_threat_flagged"] <= 0.1, f
+
+
+def test_fifth_safety_set_floors():
+    """tests/data/intake_safety_blind5.jsonl (160 messages: 60 emergencies, 44 of them written calmly and 36 without
+    any of 火烟血救死晕倒困抢打刀摔伤急; 25 threats; 75 ordinary, 44 of them look-alikes) by a fifth writer who saw no
+    rule, data or earlier set. Blind run (2026-12-02): 60 of 60 emergencies shown the numbers, 36 turned away;
+    21 of 25 threats flagged (bought poison, 这条命不要了, a remembered 警号, 不保证会做出什么 missed); 2 of 100 ordinary
+    messages turned away (last month's fire asked about "现在想问", a conditional 再这样我拿刀); 7 of 135 tagged 扬言
+    (three of them someone else's threat against the caller). The wording and tense rules learnt those; over all
+    2,158 labelled messages threat wording now keeps 167 of 230 threats (was 160) with 6 false flags (was 9), and
+    the emergency rule's false alarms fell from 14 to 12 with no emergency lost."""
+    from api.domain.intake_eval import SAFETY_FILES, evaluate_safety
+
+    f = evaluate_safety(SAFETY_FILES[4])
+    assert f["emergencies"] == 60 and f["threats"] == 25
+    assert f["emergency_numbers_shown"] == 1.0 and f["emergency_excluded"] >= 0.55 and f["threat_recall"] >= 0.95, f
+    assert f["non_emergency_excluded"] <= 0.02 and f["non_threat_flagged"] <= 0.05, f
