@@ -89,7 +89,28 @@ class SearchOutcome:
 
 
 QUERY_FEATURES = ("p1", "p2", "margin", "unc_max", "unc_mass", "oov", "words", "dense1",
-                  "fuzz1", "pfuzz1", "cov1", "qcov1", "tset1", "ans1")
+                  "fuzz1", "pfuzz1", "cov1", "qcov1", "tset1", "ans1", "nm", "nm_gap")
+
+
+class NearMissBank:
+    """Questions known to have no answer in the KB: near misses written for it, and the open 查无 items.
+
+    A near miss (公积金贷款能买车位吗) looks answerable to every leg; one very like a question already known to be
+    unanswerable probably is not. Closeness is rapidfuzz's token-set ratio on canonical text, the best over the bank.
+    The bank is small and changes with every 查无 item, so it lives beside the index and is swapped on its own."""
+
+    def __init__(self, texts: Sequence[str] = (), processor: TextProcessor | None = None):
+        canon = (processor.canonical(t) for t in texts) if processor else ()
+        self.canon = list(dict.fromkeys(c for c in canon if c.strip()))
+
+    def __len__(self) -> int:
+        return len(self.canon)
+
+    def closeness(self, canon: str) -> float:
+        if not self.canon or not canon.strip():
+            return 0.0
+        best = process.extractOne(canon, self.canon, scorer=fuzz.token_set_ratio)
+        return float(best[1]) / 100 if best else 0.0
 
 
 @dataclass
@@ -180,12 +201,14 @@ class SearchIndex:
     tens of megabytes instead of gigabytes.
     """
 
-    def __init__(self, docs: Sequence[Doc], processor: TextProcessor, encoder: Encoder | None, kb_version: int = 0):
+    def __init__(self, docs: Sequence[Doc], processor: TextProcessor, encoder: Encoder | None, kb_version: int = 0,
+                 near_misses: Sequence[str] = ()):
         started = time.perf_counter()
         self.docs = list(docs)
         self.processor = processor
         self.encoder = encoder
         self.kb_version = kb_version
+        self.near_misses = NearMissBank(near_misses, processor)  # replaced whole when the 查无 items change
         q_doc: list[int] = []
         q_local: list[int] = []
         q_text: list[str] = []
@@ -537,6 +560,7 @@ class SearchIndex:
         idf = [(w, self._weight(self.vocab.get(w, -1))) for w in words]
         total = sum(i for _, i in idf) or 1.0
         uncovered = [i for w, i in idf if w not in text]
+        near_miss = self.near_misses.closeness(self.processor.canonical(query[:MAX_QUERY_CHARS]))
         return {
             "p1": top.score,
             "p2": ranked[1].score if len(ranked) > 1 else 0.0,
@@ -547,6 +571,8 @@ class SearchIndex:
             "words": min(len(words), 12) / 12,
             "dense1": top.features.get("dense", 0.0),
             **{f"{k}1": top.features.get(k, 0.0) for k in ("fuzz", "pfuzz", "cov", "qcov", "tset", "ans")},
+            "nm": near_miss,
+            "nm_gap": near_miss - top.features.get("tset", 0.0),
         }
 
     def stats(self) -> dict[str, object]:

@@ -6,6 +6,7 @@ through any replica is searchable everywhere within a couple of seconds, and a r
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import threading
@@ -13,7 +14,8 @@ import time
 from datetime import date
 from pathlib import Path
 
-from sqlalchemy import select
+from rapidfuzz import fuzz, process
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from kb import entries as kbe
@@ -26,8 +28,9 @@ from kb.encoder import (
     trained_encoder,
     try_pretrained,
 )
-from kb.models import Entry, EntryVersion, Synonym
-from kb.search import Doc, Fusion, SearchIndex, SearchOutcome
+from kb.gaps import CLUSTER_SIMILARITY
+from kb.models import Entry, EntryVersion, Gap, Synonym
+from kb.search import Doc, Fusion, NearMissBank, SearchIndex, SearchOutcome
 from kb.text import TextProcessor
 
 logger = logging.getLogger(__name__)
@@ -52,14 +55,52 @@ def load_synonyms(s: Session) -> dict[str, str]:
     return {r.term: r.canonical for r in s.scalars(select(Synonym))}
 
 
+NEAR_MISS_FILE = Path(__file__).resolve().parent / "data" / "near_misses.jsonl"
+
+
+def load_near_miss_file(path: Path = NEAR_MISS_FILE) -> list[tuple[str, str | None]]:
+    """(question, the entry it is a near miss of, or None): questions written for the demo KB that it cannot answer."""
+    if not path.exists():
+        return []
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [(r["query"], r.get("near")) for r in rows]
+
+
+def seed_near_misses(rows: list[tuple[str, str | None]], published: set[str]) -> list[str]:
+    """The seed rows that concern this KB: a near miss of a published entry; one near nothing, when the KB is the
+    one the file was written for (any of its entries published)."""
+    demo = any(near in published for _, near in rows if near)
+    return [q for q, near in rows if (near in published if near else demo)]
+
+
+def open_missing_questions(s: Session) -> list[str]:
+    """The open 查无 items' questions, less any the office has since answered: once an item like it was resolved
+    with a published answer, a fresh item (opened in the seconds before the index caught up) must not keep the
+    question refused for good."""
+    rows = s.execute(select(Gap.question, Gap.canonical, Gap.status)
+                     .where(Gap.kind == "missing", Gap.status.in_(("open", "resolved")))).all()
+    answered = [c for _, c, status in rows if status == "resolved" and c]
+    return [q for q, c, status in rows if status == "open" and not (
+        answered and process.extractOne(c, answered, scorer=fuzz.token_set_ratio, score_cutoff=CLUSTER_SIMILARITY))]
+
+
+def missing_signature(s: Session) -> tuple[int, int]:
+    """Moves whenever a 查无 item opens or closes: (how many are open, the newest open one's id)."""
+    n, newest = s.execute(select(func.count(Gap.id), func.max(Gap.id))
+                          .where(Gap.kind == "missing", Gap.status == "open")).one()
+    return int(n or 0), int(newest or 0)
+
+
 def training_entries(docs: list[Doc]) -> list[TrainingEntry]:
     return [TrainingEntry(d.question, list(d.similar_questions), d.answer) for d in docs]
 
 
 class SearchService:
     def __init__(self, factory: sessionmaker[Session], data_dir: Path, encoder_spec: str | None = None,
-                 fusion: Fusion | None = None):
+                 fusion: Fusion | None = None, near_miss_file: Path = NEAR_MISS_FILE):
         self.factory = factory
+        self.near_miss_rows = load_near_miss_file(near_miss_file)
+        self._missing_signature: tuple[int, int] | None = None
         self.encoder_dir = data_dir / "encoder"
         self.encoder_spec = encoder_spec
         self.fusion = fusion or Fusion.load()
@@ -136,9 +177,12 @@ class SearchService:
                 version = kbe.kb_version(s)
                 docs = load_docs(s)
                 synonyms = load_synonyms(s)
+                signature, missing = missing_signature(s), open_missing_questions(s)
             processor = TextProcessor(synonyms)
             encoder = self._encoder(docs, synonyms, processor)
-            self.index = SearchIndex(docs, processor, encoder, version)
+            seeds = seed_near_misses(self.near_miss_rows, {d.entry_id for d in docs})
+            self.index = SearchIndex(docs, processor, encoder, version, near_misses=[*seeds, *missing])
+            self._missing_signature = signature
             self.last_error = None
             logger.info("search index built: %s", self.index.stats())
             return self.index
@@ -153,8 +197,24 @@ class SearchService:
 
     def refresh_if_changed(self) -> bool:
         if self.index is not None and self.current_kb_version() == self.index.kb_version:
+            self.refresh_near_misses()
             return False
         self.rebuild()
+        return True
+
+    def refresh_near_misses(self) -> bool:
+        """A 查无 item opened or closed: the index keeps its entries and only its bank of near misses changes."""
+        index = self.index
+        if index is None:
+            return False
+        with self.factory() as s:
+            signature = missing_signature(s)
+            if signature == self._missing_signature:
+                return False
+            missing = open_missing_questions(s)
+        seeds = seed_near_misses(self.near_miss_rows, {d.entry_id for d in index.docs})
+        index.near_misses = NearMissBank([*seeds, *missing], index.processor)
+        self._missing_signature = signature
         return True
 
     def start_watcher(self, interval: float = 1.0) -> None:

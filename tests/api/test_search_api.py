@@ -87,3 +87,34 @@ def test_published_version_is_searchable_within_seconds_and_retired_disappears(c
     assert wait_for(lambda: search(client, q).json()["results"][0]["entry_id"] == "NEW001")
     assert client.post("/api/v1/kb/entries/NEW001/retire", json={"note": "测试下线"}, headers=admin()).status_code == 200
     assert wait_for(lambda: all(r["entry_id"] != "NEW001" for r in search(client, q).json()["results"]))
+
+
+def test_a_near_miss_the_citizen_rejected_is_refused_next_time_until_the_kb_answers_it(client):
+    """都不是 → a 查无 item → its question joins the near-miss bank: the next citizen asking it gets no_answer and
+    bumps the same item. Once the unit publishes an answer and resolves the item, the question is answered."""
+    q = "公积金贷款买二手房房龄有限制吗"
+    first = search(client, q, channel="wechat").json()
+    assert first["decision"] != "no_answer", first
+    shown = [r["entry_id"] for r in first["results"][:3]]
+    gap = client.post("/api/v1/kb/missing", json={"question": q, "shown": shown, "channel": "wechat"}).json()
+    assert wait_for(lambda: search(client, q, channel="web").json()["decision"] == "no_answer")
+    again = search(client, q, channel="web").json()
+    assert again["gap_id"] == gap["id"]
+    detail = client.get(f"/api/v1/kb/gaps/{gap['id']}", headers=admin()).json()["gap"]
+    assert detail["count"] >= 2
+    # the KB's own questions next door are still answered
+    assert search(client, "住房公积金贷款怎么申请").json()["decision"] != "no_answer"
+
+    entry = {"id": "GJJ901", "question": "使用住房公积金贷款购买二手房，对房龄有什么要求？", "similar_questions": [
+        "公积金贷款买老房子有年限要求吗", "二手房太老了还能用公积金贷款吗", "房龄和公积金贷款年限有什么关系"],
+        "answer": "购买二手房申请住房公积金贷款的，房龄与贷款期限之和有上限，具体年限以区住房公积金管理中心最新公布为准；"
+                  "房屋须产权清晰、可正常交易。",
+        "policy_basis": "《住房公积金管理条例》第二十六条", "unit": "区住房公积金管理中心", "category": "公积金", "tags": []}
+    assert client.post("/api/v1/kb/entries", json=entry, headers=admin()).status_code == 201
+    assert client.post("/api/v1/kb/entries/GJJ901/versions/1/publish", headers=admin()).status_code == 200
+    r = client.post(f"/api/v1/kb/gaps/{gap['id']}/resolve", json={"entry_id": "GJJ901", "version": 1}, headers=admin())
+    assert r.status_code == 200, r.text
+    # asked from a citizen channel all the while: a no_answer in the second before the index caught up opens a
+    # fresh item, which must not keep the question refused once the office has answered it
+    assert wait_for(lambda: search(client, q, channel="wechat").json()["results"][0]["entry_id"] == "GJJ901"
+                    and search(client, q, channel="wechat").json()["decision"] != "no_answer")

@@ -1,7 +1,7 @@
 """Retrieval quality asserted on the labelled development set (held-out half), and the set's own hygiene.
 
 Floors: the acceptance figures of the KB issue where the engine meets them; the unanswerable floor is a
-regression guard at the level measured today (0.58), below the issue's 0.85 target — see docs/search.md.
+regression guard at the level measured today (0.73), below the issue's 0.85 target — see docs/search.md.
 """
 
 from __future__ import annotations
@@ -13,7 +13,16 @@ from pathlib import Path
 import pytest
 from rapidfuzz import fuzz, process
 
-from kb.evaluation import LabelledQuery, demo_docs, demo_index, evaluate_hybrid, evaluate_leg, load_queries, split
+from kb.evaluation import (
+    TUNE_EXTRA_FILE,
+    LabelledQuery,
+    demo_docs,
+    demo_index,
+    evaluate_hybrid,
+    evaluate_leg,
+    load_queries,
+    split,
+)
 from kb.search import Fusion
 from kb.text import DATA_DIR, load_synonyms_file, normalize
 
@@ -42,7 +51,7 @@ def test_top1_and_top3_on_held_out_queries(heldout):
 def test_no_answer_rates_on_held_out_queries(heldout):
     assert heldout["unanswerable"] >= 25
     assert heldout["answerable_no_answer"] <= 0.05, heldout
-    assert heldout["unanswerable_no_answer"] >= 0.55, heldout  # target 0.85: not reached yet
+    assert heldout["unanswerable_no_answer"] >= 0.70, heldout  # target 0.85: not reached yet
 
 
 def test_answer_decisions_are_mostly_right(heldout):
@@ -95,14 +104,8 @@ def test_dev_queries_do_not_copy_kb_questions():
     assert close == []
 
 
-# 408 tuning-only queries (251 near misses) written from the KB by someone who had not seen the development set.
-# Not used by the fit yet (docs/search.md says why); kept, and kept clean, for a cross-validated no-answer line.
-TUNE_EXTRA_FILE = Path(__file__).parents[1] / "data" / "tune_queries.jsonl"
-
-
 def load_tune_extra() -> list[LabelledQuery]:
-    rows = [json.loads(line) for line in TUNE_EXTRA_FILE.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [LabelledQuery(r["query"], r.get("expected")) for r in rows]
+    return load_queries(TUNE_EXTRA_FILE)
 
 
 def test_extra_tuning_queries_stay_apart_from_the_development_set():
@@ -122,6 +125,43 @@ def test_extra_tuning_queries_stay_apart_from_the_development_set():
         if near_dev >= 70 or near_kb >= 75:
             close.append((q.query, near_dev, near_kb))
     assert close == []
+
+
+def test_near_miss_seed_stays_apart_from_the_development_set():
+    """kb/data/near_misses.jsonl (questions the demo KB cannot answer: 920 written from the KB by writers who saw
+    no development query, plus the 251 unanswerable tuning-only queries) feeds the answerability model's near-miss
+    features at search time. A seed close to a development query would hand the engine held-out answers; one close
+    to a KB question might be answerable after all."""
+    from kb.service import load_near_miss_file
+
+    seed = load_near_miss_file()
+    ids = {d.entry_id for d in demo_docs()}
+    assert len(seed) >= 1000 and all(near in ids for _, near in seed if near)
+    dev = [normalize(q.query).replace(" ", "") for q in load_queries()]
+    kb = [normalize(q).replace(" ", "") for d in demo_docs() for q in (d.question, *d.similar_questions)]
+    close = []
+    for q, _ in seed:
+        text = normalize(q).replace(" ", "")
+        near_dev = process.extractOne(text, dev, scorer=fuzz.ratio)[1]
+        near_kb = process.extractOne(text, kb, scorer=fuzz.ratio)[1]
+        if near_dev >= 70 or near_kb >= 75:
+            close.append((q, near_dev, near_kb))
+    assert close == []
+
+
+def test_the_near_miss_seed_catches_more_and_refuses_no_more(index, halves):
+    """The seed's effect on the held-out half, measured against an empty bank with the same fitted model."""
+    from kb.search import NearMissBank
+
+    fusion = Fusion.load()
+    with_seed = evaluate_hybrid(index, fusion, halves[1])
+    bank, index.near_misses = index.near_misses, NearMissBank()
+    try:
+        without = evaluate_hybrid(index, fusion, halves[1])
+    finally:
+        index.near_misses = bank
+    assert with_seed["unanswerable_no_answer"] > without["unanswerable_no_answer"], (with_seed, without)
+    assert with_seed["answerable_no_answer"] <= 0.05, with_seed
 
 
 def test_dev_files_are_valid_jsonl():
@@ -148,6 +188,7 @@ def test_large_kb_build_paths_give_the_same_answers(index, halves, monkeypatch):
     approx = SearchIndex(index.docs, index.processor, index.encoder)
     assert isinstance(approx.faiss, faiss.IndexIVF) and approx.faiss.ntotal == len(index.q_doc)
     assert pooled.q_canon == index.q_canon and pooled.vocab == index.vocab
+    pooled.near_misses = approx.near_misses = index.near_misses
 
     fusion = Fusion.load()
     queries = [q.query for q in halves[1]]
