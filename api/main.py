@@ -19,7 +19,7 @@ from api.routers.chat import router as chat_router
 from api.settings import Settings, get_settings
 from kb.db import make_engine, session_factory
 from kb.errors import KbError
-from kb.service import SearchService
+from kb.service import NEAR_MISS_FILE, SearchService
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +34,8 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] |
         app.state.session_factory = session_factory(engine)
         if settings.load_demo_kb:
             load_demo_if_empty(app.state.session_factory)
-        app.state.search = SearchService(app.state.session_factory, settings.data_dir, settings.kb_encoder)
+        app.state.search = SearchService(app.state.session_factory, settings.data_dir, settings.kb_encoder,
+                                         near_miss_file=NEAR_MISS_FILE if settings.load_demo_kb else None)
         app.state.search.rebuild()
         if watch:
             app.state.search.start_watcher(settings.index_poll_seconds)

@@ -97,9 +97,10 @@ def training_entries(docs: list[Doc]) -> list[TrainingEntry]:
 
 class SearchService:
     def __init__(self, factory: sessionmaker[Session], data_dir: Path, encoder_spec: str | None = None,
-                 fusion: Fusion | None = None, near_miss_file: Path = NEAR_MISS_FILE):
+                 fusion: Fusion | None = None, near_miss_file: Path | None = NEAR_MISS_FILE):
         self.factory = factory
-        self.near_miss_rows = load_near_miss_file(near_miss_file)
+        # The seed is written for the demo KB: a deployment that starts without it passes None.
+        self.near_miss_rows = load_near_miss_file(near_miss_file) if near_miss_file else []
         self._missing_signature: tuple[int, int] | None = None
         self.encoder_dir = data_dir / "encoder"
         self.encoder_spec = encoder_spec
@@ -177,11 +178,10 @@ class SearchService:
                 version = kbe.kb_version(s)
                 docs = load_docs(s)
                 synonyms = load_synonyms(s)
-                signature, missing = missing_signature(s), open_missing_questions(s)
+                signature, near_misses = self._near_misses(s, docs)
             processor = TextProcessor(synonyms)
             encoder = self._encoder(docs, synonyms, processor)
-            seeds = seed_near_misses(self.near_miss_rows, {d.entry_id for d in docs})
-            self.index = SearchIndex(docs, processor, encoder, version, near_misses=[*seeds, *missing])
+            self.index = SearchIndex(docs, processor, encoder, version, near_misses=near_misses)
             self._missing_signature = signature
             self.last_error = None
             logger.info("search index built: %s", self.index.stats())
@@ -208,14 +208,18 @@ class SearchService:
         if index is None:
             return False
         with self.factory() as s:
-            signature = missing_signature(s)
-            if signature == self._missing_signature:
+            if missing_signature(s) == self._missing_signature:
                 return False
-            missing = open_missing_questions(s)
-        seeds = seed_near_misses(self.near_miss_rows, {d.entry_id for d in index.docs})
-        index.near_misses = NearMissBank([*seeds, *missing], index.processor)
+            signature, near_misses = self._near_misses(s, index.docs)
+        index.near_misses = NearMissBank(near_misses, index.processor)
         self._missing_signature = signature
         return True
+
+    def _near_misses(self, s: Session, docs: list[Doc]) -> tuple[tuple[int, int], list[str]]:
+        """The bank's texts (the seed rows that concern these entries, then the open 查无 items) and the signature
+        of the items they were read at."""
+        seeds = seed_near_misses(self.near_miss_rows, {d.entry_id for d in docs})
+        return missing_signature(s), [*seeds, *open_missing_questions(s)]
 
     def start_watcher(self, interval: float = 1.0) -> None:
         def loop() -> None:
