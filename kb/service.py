@@ -269,6 +269,7 @@ class SearchService:
             "entries": sum(1 for d in idx.docs if d.in_effect(today)) if idx else 0,
             "encoder": getattr(idx.encoder, "name", None) if idx else None,
             "index_built_in_seconds": round(idx.build_seconds, 3) if idx else None,
+            "near_misses": len(idx.near_misses) if idx else 0,
             "encoder_training": self.training,
             "fusion": self.fusion.source,
             "last_error": self.last_error,

@@ -15,6 +15,7 @@ def test_health_reports_the_index(client):
     assert body["entries"] >= 20
     assert body["encoder"].startswith("static-")
     assert body["kb_version"] >= 1
+    assert body["near_misses"] >= 1000  # the demo KB's seed of questions it cannot answer
     assert isinstance(body["intake_ready"], bool)
 
 
