@@ -130,6 +130,7 @@ class GapPublic(BaseModel):
     last_seen_at: datetime
     due_date: date
     due_provisional: bool
+    recurs_gap_id: int | None = Field(None, description="此查无事项重复了哪条已解决的事项（答案未能被检索到）")
     overdue: bool
     resolved_at: datetime | None
     resolved_entry_id: str | None

@@ -23,6 +23,7 @@ CORRECTION_WORKING_DAYS = 2
 MISSING_WORKING_DAYS = 5
 POLICY_UPDATE_DAYS = 5
 CLUSTER_SIMILARITY = 80  # rapidfuzz token_set_ratio on content words; near-duplicates bump one item
+RECUR_LOOKBACK = 5000  # resolved 查无 items a new one is compared with
 OFFICE_UNIT = "区12345热线办"
 KINDS = {"missing": "查无", "correction": "纠错"}
 GAP_STATUSES = ("open", "resolved", "rejected")
@@ -98,12 +99,19 @@ def record_missing(
     due = cal.add_working_days(now.date(), MISSING_WORKING_DAYS)
     g = Gap(kind="missing", status="open", question=question, canonical=canon, unit=unit or OFFICE_UNIT,
             channel=channel, count=1, created_at=now, last_seen_at=now, due_date=due.day,
-            due_provisional=due.provisional)
+            due_provisional=due.provisional, recurs_gap_id=_resolved_like(s, canon))
     s.add(g)
     s.flush()
     s.add(GapReport(gap_id=g.id, text=report, channel=channel, at=now))
     s.flush()
     return g
+
+
+def _resolved_like(s: Session, canon: str) -> int | None:
+    """The newest resolved 查无 item whose question this one repeats, if any."""
+    rows = s.execute(select(Gap.id, Gap.canonical).where(Gap.kind == "missing", Gap.status == "resolved")
+                     .order_by(Gap.id.desc()).limit(RECUR_LOOKBACK)).all()
+    return next((gid for gid, c in rows if c and fuzz.token_set_ratio(canon, c) >= CLUSTER_SIMILARITY), None)
 
 
 def record_rejected_suggestions(

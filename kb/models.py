@@ -141,6 +141,8 @@ class Gap(Base):
     resolved_at: Mapped[datetime | None] = mapped_column(nullable=True)
     resolved_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
     resolved_entry_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # a 查无 item opened after a like one was resolved: the answer then published did not reach the search
+    recurs_gap_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     resolved_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     resolution_note: Mapped[str] = mapped_column(Text, default="")
 

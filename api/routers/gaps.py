@@ -36,7 +36,7 @@ def _gap(g: Gap, today: date) -> GapPublic:
         created_at=g.created_at, last_seen_at=g.last_seen_at, due_date=g.due_date,
         due_provisional=g.due_provisional, overdue=gaps.is_overdue(g, today), resolved_at=g.resolved_at,
         resolved_entry_id=g.resolved_entry_id, resolved_version=g.resolved_version,
-        resolution_note=g.resolution_note,
+        resolution_note=g.resolution_note, recurs_gap_id=g.recurs_gap_id,
     )
 
 

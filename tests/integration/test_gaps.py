@@ -101,3 +101,25 @@ def test_policy_notice_opens_tasks_due_five_days_after_publication(factory, now)
     with pytest.raises(PermissionDenied), transaction(factory) as s:
         gaps.register_notice(s, RS, title="t", doc_number="", published_on=date(2026, 9, 28), text="x",
                              unit="区民政局", affected=[], now=now)
+
+
+def test_a_missing_item_that_repeats_a_resolved_one_says_so_and_stays_out_of_the_near_miss_bank(factory, now):
+    from kb.service import open_missing_questions
+
+    with transaction(factory) as s:
+        _entry(s, now)
+        cal = gaps.load_calendar(s)
+        first = gaps.record_missing(s, TP, "低保家庭的孩子上大学学费能减免吗", "web", "区民政局", now, cal)
+        other = gaps.record_missing(s, TP, "电动自行车上牌去哪里办理", "web", None, now, cal)
+        assert first.recurs_gap_id is None
+        first_id, other_id = first.id, other.id
+    with factory() as s:
+        assert set(open_missing_questions(s)) == {"低保家庭的孩子上大学学费能减免吗", "电动自行车上牌去哪里办理"}
+    with transaction(factory) as s:
+        gaps.resolve_gap(s, ADMIN, first_id, "MZ001", 1, now + timedelta(hours=1), "新增了答案")
+    with transaction(factory) as s:
+        again = gaps.record_missing(s, TP, "低保户孩子上大学学费可以减免吗", "wechat", None, now + timedelta(hours=2),
+                                    gaps.load_calendar(s))
+        assert again.id not in (first_id, other_id) and again.recurs_gap_id == first_id
+    with factory() as s:
+        assert open_missing_questions(s) == ["电动自行车上牌去哪里办理"]

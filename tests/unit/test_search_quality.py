@@ -128,8 +128,8 @@ def test_extra_tuning_queries_stay_apart_from_the_development_set():
 
 
 def test_near_miss_seed_stays_apart_from_the_development_set():
-    """kb/data/near_misses.jsonl (questions the demo KB cannot answer: 920 written from the KB by writers who saw
-    no development query, plus the 251 unanswerable tuning-only queries) feeds the answerability model's near-miss
+    """kb/data/near_misses.jsonl (questions the demo KB cannot answer: 902 written from the KB by writers who saw
+    no development query, plus 248 unanswerable tuning-only queries) feeds the answerability model's near-miss
     features at search time. A seed close to a development query would hand the engine held-out answers; one close
     to a KB question might be answerable after all."""
     from kb.service import load_near_miss_file
