@@ -171,7 +171,7 @@ def is_overdue(g: Gap, today: date) -> bool:
 
 def list_gaps(
     s: Session, today: date, *, unit: str | None = None, kind: str | None = None, status: str | None = None,
-    overdue: bool | None = None,
+    overdue: bool | None = None, recurring: bool | None = None,
 ) -> list[Gap]:
     if kind and kind not in KINDS:
         raise InvalidInput(f"kind 须为 {', '.join(KINDS)}", field="kind")
@@ -184,6 +184,8 @@ def list_gaps(
         q = q.where(Gap.kind == kind)
     if status:
         q = q.where(Gap.status == status)
+    if recurring is not None:  # 查无 items that came back after a like one was resolved
+        q = q.where(Gap.recurs_gap_id.is_not(None) if recurring else Gap.recurs_gap_id.is_(None))
     rows = list(s.scalars(q.order_by(Gap.due_date, Gap.id)))
     if overdue is not None:
         rows = [g for g in rows if is_overdue(g, today) == overdue]

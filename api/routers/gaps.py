@@ -54,13 +54,15 @@ def list_gaps(
     kind: Annotated[str | None, Query(pattern="^(missing|correction)$")] = None,
     status: Annotated[str | None, Query(pattern="^(open|resolved|rejected)$")] = None,
     overdue: bool | None = None,
+    recurring: Annotated[bool | None, Query(description="只看已解决后又出现的查无事项（答案未被检索到）")] = None,
 ) -> list[GapPublic]:
     if actor.role == "unit":
         if unit and unit != actor.unit:
             raise PermissionDenied("承办单位只能查看本单位的查无/纠错事项")
         unit = actor.unit
     today = now.date()
-    return [_gap(g, today) for g in gaps.list_gaps(s, today, unit=unit, kind=kind, status=status, overdue=overdue)]
+    return [_gap(g, today) for g in gaps.list_gaps(s, today, unit=unit, kind=kind, status=status, overdue=overdue,
+                                                    recurring=recurring)]
 
 
 @router.get("/api/v1/kb/gaps/{gap_id}")

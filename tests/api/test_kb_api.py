@@ -111,6 +111,9 @@ def test_corrections_from_citizens_and_resolution(client):
     listed = client.get("/api/v1/kb/gaps", params={"kind": "correction", "status": "open"}, headers=admin()).json()
     assert gap["id"] in [g["id"] for g in listed]
     assert client.get("/api/v1/kb/gaps", params={"kind": "bogus"}, headers=admin()).status_code == 422
+    assert client.get("/api/v1/kb/gaps", params={"recurring": "maybe"}, headers=admin()).status_code == 422
+    recurring = client.get("/api/v1/kb/gaps", params={"recurring": "true"}, headers=admin())
+    assert recurring.status_code == 200 and all(g["recurs_gap_id"] for g in recurring.json())
     assert client.get("/api/v1/kb/gaps").status_code == 401
     # resolving with the very version that was reported is refused
     r = client.post(f"/api/v1/kb/gaps/{gap['id']}/resolve",

@@ -121,5 +121,9 @@ def test_a_missing_item_that_repeats_a_resolved_one_says_so_and_stays_out_of_the
         again = gaps.record_missing(s, TP, "低保户孩子上大学学费可以减免吗", "wechat", None, now + timedelta(hours=2),
                                     gaps.load_calendar(s))
         assert again.id not in (first_id, other_id) and again.recurs_gap_id == first_id
+        again_id = again.id
     with factory() as s:
         assert open_missing_questions(s) == ["电动自行车上牌去哪里办理"]
+        today = (now + timedelta(hours=2)).date()
+        assert [g.id for g in gaps.list_gaps(s, today, recurring=True)] == [again_id]
+        assert again_id not in [g.id for g in gaps.list_gaps(s, today, kind="missing", recurring=False)]
