@@ -1,10 +1,11 @@
-"""First-run setup: the demo knowledge base and synonym table when the database is empty."""
+"""First-run setup: the demo knowledge base and synonym table when the database is empty, and the search service."""
 
 from __future__ import annotations
 
 import logging
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -13,8 +14,12 @@ from kb import entries as kbe
 from kb import exchange
 from kb.db import transaction
 from kb.models import Entry, Synonym
+from kb.service import NEAR_MISS_FILE, SearchService
 from kb.text import DATA_DIR, load_synonyms_file
 from kb.workdays import TZ
+
+if TYPE_CHECKING:
+    from api.settings import Settings
 
 logger = logging.getLogger(__name__)
 DEMO_DIR = DATA_DIR / "demo"
@@ -47,3 +52,12 @@ def load_demo_if_empty(factory: sessionmaker[Session]) -> dict[str, int] | None:
         result = load_demo(s, datetime.now(TZ))
     logger.info("demo knowledge base loaded: %s", result)
     return result
+
+
+def search_service(factory: sessionmaker[Session], settings: Settings) -> SearchService:
+    """The search service of the API and the CLI: over the demo KB (loaded into an empty database) with the demo's
+    near-miss seed, or, with `HOTLINE_LOAD_DEMO_KB=0`, over what the database holds and no seed."""
+    if settings.load_demo_kb:
+        load_demo_if_empty(factory)
+    return SearchService(factory, settings.data_dir, settings.kb_encoder,
+                         near_miss_file=NEAR_MISS_FILE if settings.load_demo_kb else None)

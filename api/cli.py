@@ -103,15 +103,9 @@ def kb_export(file: Path, latest: Annotated[bool, typer.Option(help="导出每�
 
 
 def _service():  # type: ignore[no-untyped-def]
-    from api.bootstrap import load_demo_if_empty
-    from kb.service import NEAR_MISS_FILE, SearchService
+    from api.bootstrap import search_service
 
-    settings = get_settings()
-    factory = _factory()
-    if settings.load_demo_kb:
-        load_demo_if_empty(factory)
-    return SearchService(factory, settings.data_dir, settings.kb_encoder,
-                         near_miss_file=NEAR_MISS_FILE if settings.load_demo_kb else None)
+    return search_service(_factory(), get_settings())
 
 
 @kb_app.command("search")

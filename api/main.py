@@ -12,14 +12,13 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from api.bootstrap import load_demo_if_empty
+from api.bootstrap import search_service
 from api.domain.intake import default_classifier
 from api.routers import admin, gaps, handoffs, intake, kb, reports, search, workorders
 from api.routers.chat import router as chat_router
 from api.settings import Settings, get_settings
 from kb.db import make_engine, session_factory
 from kb.errors import KbError
-from kb.service import NEAR_MISS_FILE, SearchService
 
 logger = logging.getLogger(__name__)
 
@@ -32,10 +31,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] |
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings.db_url)
         app.state.session_factory = session_factory(engine)
-        if settings.load_demo_kb:
-            load_demo_if_empty(app.state.session_factory)
-        app.state.search = SearchService(app.state.session_factory, settings.data_dir, settings.kb_encoder,
-                                         near_miss_file=NEAR_MISS_FILE if settings.load_demo_kb else None)
+        app.state.search = search_service(app.state.session_factory, settings)
         app.state.search.rebuild()
         if watch:
             app.state.search.start_watcher(settings.index_poll_seconds)

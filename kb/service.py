@@ -174,7 +174,7 @@ class SearchService:
                 version = kbe.kb_version(s)
                 docs = load_docs(s)
                 synonyms = load_synonyms(s)
-                signature, near_misses = self._near_misses(s, docs)
+                signature, near_misses = missing_signature(s), self._near_miss_texts(s, docs)
             processor = TextProcessor(synonyms)
             encoder = self._encoder(docs, synonyms, processor)
             self.index = SearchIndex(docs, processor, encoder, version, near_misses=near_misses)
@@ -204,18 +204,17 @@ class SearchService:
         if index is None:
             return False
         with self.factory() as s:
-            if missing_signature(s) == self._missing_signature:
+            signature = missing_signature(s)
+            if signature == self._missing_signature:
                 return False
-            signature, near_misses = self._near_misses(s, index.docs)
+            near_misses = self._near_miss_texts(s, index.docs)
         index.near_misses = NearMissBank(near_misses, index.processor)
         self._missing_signature = signature
         return True
 
-    def _near_misses(self, s: Session, docs: list[Doc]) -> tuple[tuple[int, int], list[str]]:
-        """The bank's texts (the seed rows that concern these entries, then the open 查无 items) and the signature
-        of the items they were read at."""
-        seeds = seed_near_misses(self.near_miss_rows, {d.entry_id for d in docs})
-        return missing_signature(s), [*seeds, *open_missing_questions(s)]
+    def _near_miss_texts(self, s: Session, docs: list[Doc]) -> list[str]:
+        """The bank's texts: the seed rows that concern these entries, then the open 查无 items."""
+        return [*seed_near_misses(self.near_miss_rows, {d.entry_id for d in docs}), *open_missing_questions(s)]
 
     def start_watcher(self, interval: float = 1.0) -> None:
         def loop() -> None:
