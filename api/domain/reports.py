@@ -18,6 +18,7 @@ METRICS = {
     "return_rate": "退单率",
     "supervised": "督办数",
     "kb_on_time_rate": "查无纠错按时率",
+    "kb_recurring": "查无复发数",
 }
 
 
@@ -40,6 +41,7 @@ class GapFacts:
     unit: str
     due_date: date
     resolved_on: date | None
+    recurring: bool = False  # a 查无 item repeating one already resolved: the published answer is not being found
 
 
 @dataclass
@@ -49,6 +51,7 @@ class UnitReport:
     rates: dict[str, float | None] = field(default_factory=dict)
     supervised: int = 0
     score: float = 0.0
+    kb_recurring: int = 0
 
 
 def _rate(num: int, den: int) -> float | None:
@@ -84,7 +87,8 @@ def unit_reports(orders: Iterable[OrderFacts], gaps: Iterable[GapFacts], today: 
         appraisal = [rates[k] for k in ("first_contact_rate", "resolved_rate", "satisfaction_rate", "kb_on_time_rate")
                      if rates[k] is not None]
         out.append(UnitReport(unit, len(os_), rates, sum(o.supervised for o in os_),
-                              round(sum(appraisal) / len(appraisal), 4) if appraisal else 0.0))
+                              round(sum(appraisal) / len(appraisal), 4) if appraisal else 0.0,
+                              sum(1 for g in gaps_by_unit.get(unit, []) if g.recurring)))
     out.sort(key=lambda r: (-r.score, r.unit))
     return out
 

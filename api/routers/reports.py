@@ -60,7 +60,8 @@ def _facts(s: SessionDep, start: date, end: date) -> tuple[list[OrderFacts], lis
             replied_at=reply.at if reply else None, result=reply.data.get("result") if reply else None,
             satisfaction=callback.data.get("satisfaction") if callback else None,
             returns=sum(1 for e in log if e.kind == "退单"), supervised=len(o.supervision)))
-    gaps = [GapFacts(g.unit, g.due_date, g.resolved_at.date() if g.resolved_at and g.status == "resolved" else None)
+    gaps = [GapFacts(g.unit, g.due_date, g.resolved_at.date() if g.resolved_at and g.status == "resolved" else None,
+                     g.recurs_gap_id is not None)
             for g in s.scalars(select(Gap).where(Gap.due_date >= start, Gap.due_date <= end))]
     return facts, gaps
 
@@ -79,7 +80,7 @@ def units(s: SessionDep, now: NowDep, actor: ActorDep, start: date | None = None
     ranked = unit_reports(orders, gaps, now.date())
     return {"start": start, "end": end, "metrics": METRICS,
             "units": [{"rank": i, "unit": r.unit, "orders": r.orders, "supervised": r.supervised, "score": r.score,
-                       **r.rates} for i, r in enumerate(ranked, 1)]}
+                       "kb_recurring": r.kb_recurring, **r.rates} for i, r in enumerate(ranked, 1)]}
 
 
 @router.get("/units/export")

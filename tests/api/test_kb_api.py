@@ -142,6 +142,24 @@ def test_none_of_the_suggestions_opens_a_missing_item_for_the_shown_entrys_unit(
     assert bare["unit"] == "区12345热线办"
 
 
+def test_a_missing_item_that_comes_back_after_resolution_counts_in_the_unit_report(client):
+    """A 查无 item repeating a resolved one means the published answer is not being found: the office sees how
+    often per unit in the 通报 (查无复发数)."""
+    q = "医保个人账户里的钱能给住院的外婆付押金吗"
+    first = client.post("/api/v1/kb/missing", json={"question": q, "shown": ["YB012"], "channel": "web"}).json()
+    unit = first["unit"]
+    r = client.post(f"/api/v1/kb/gaps/{first['id']}/resolve", json={"entry_id": "YB012", "version": 1}, headers=admin())
+    assert r.status_code == 200, r.text
+    again = client.post("/api/v1/kb/missing", json={"question": q, "shown": ["YB012"], "channel": "web"}).json()
+    assert again["id"] != first["id"] and again["recurs_gap_id"] == first["id"]
+    period = {"start": first["created_at"][:10], "end": again["due_date"]}
+    rows = {u["unit"]: u for u in client.get("/api/v1/reports/units", params=period, headers=admin()).json()["units"]}
+    assert rows[unit]["kb_recurring"] >= 1
+    csv_text = client.get("/api/v1/reports/units/export", params={**period, "format": "csv"},
+                          headers=admin()).content.decode("utf-8-sig")
+    assert "查无复发数" in csv_text.splitlines()[0]
+
+
 @pytest.mark.parametrize(
     ("body", "status", "words"),
     [({"question": "车位", "shown": ["GJJ007"]}, 422, "太短"),

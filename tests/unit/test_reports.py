@@ -20,7 +20,8 @@ def test_rates_and_ranking():
         order("甲局", 2, 6, "解释说明", "不满意", returns=1, supervised=1),  # late contact, late reply
         order("乙局", 0.2, 1, "实际解决", "认可"),
     ]
-    gaps = [GapFacts("甲局", date(2026, 11, 5), date(2026, 11, 4)), GapFacts("甲局", date(2026, 11, 5), None)]
+    gaps = [GapFacts("甲局", date(2026, 11, 5), date(2026, 11, 4)), GapFacts("甲局", date(2026, 11, 5), None),
+            GapFacts("乙局", date(2026, 11, 25), None, recurring=True)]  # not yet due: counted, not rated
     reports = {r.unit: r for r in unit_reports(orders, gaps, date(2026, 11, 20))}
     a = reports["甲局"]
     assert a.orders == 2 and a.supervised == 1
@@ -28,6 +29,7 @@ def test_rates_and_ranking():
                        "return_rate": 0.5, "kb_on_time_rate": 0.5}
     b = reports["乙局"]
     assert b.rates["first_contact_rate"] == 1.0 and b.rates["kb_on_time_rate"] is None
+    assert (a.kb_recurring, b.kb_recurring) == (0, 1)
     assert [r.unit for r in unit_reports(orders, gaps, date(2026, 11, 20))] == ["乙局", "甲局"]
 
 
