@@ -38,7 +38,15 @@ def emit(**fields: object) -> None:
 # -- quality ----------------------------------------------------------------------------------------------
 
 def quality(work: Path) -> None:
-    from kb.evaluation import TUNE_EXTRA_FILE, demo_index, evaluate_hybrid, evaluate_leg, load_queries, split
+    from kb.evaluation import (
+        CALIBRATION_DIR,
+        TUNE_EXTRA_DIR,
+        demo_index,
+        evaluate_hybrid,
+        evaluate_leg,
+        load_queries,
+        split,
+    )
     from kb.search import Fusion
 
     started = time.perf_counter()
@@ -53,10 +61,10 @@ def quality(work: Path) -> None:
     for leg in ("bm25", "rapidfuzz", "dense"):
         emit(bench="quality.heldout", leg=leg, **evaluate_leg(index, leg, tune, held))
     emit(bench="quality.tune", leg="hybrid", **evaluate_hybrid(index, fusion, tune))
-    # Queries the fit never saw, written by another hand: the no-answer line and the near-miss seed checked apart.
-    extra = load_queries(TUNE_EXTRA_FILE)
-    emit(bench="quality.tune_extra", leg="hybrid", near_miss_bank=len(index.near_misses),
-         **evaluate_hybrid(index, fusion, extra))
+    # Queries the fit never saw, written by other hands: the no-answer line and the near-miss seed checked apart.
+    for name, folder in (("quality.tune_extra", TUNE_EXTRA_DIR), ("quality.calibration", CALIBRATION_DIR)):
+        emit(bench=name, leg="hybrid", near_miss_bank=len(index.near_misses),
+             **evaluate_hybrid(index, fusion, load_queries(folder)))
 
 
 # -- scale ------------------------------------------------------------------------------------------------

@@ -14,8 +14,9 @@ import pytest
 from rapidfuzz import fuzz, process
 
 from kb.evaluation import (
-    TUNE_EXTRA_FILE,
-    LabelledQuery,
+    CALIBRATION_DIR,
+    TEST_DIR,
+    TUNE_EXTRA_DIR,
     demo_docs,
     demo_index,
     evaluate_hybrid,
@@ -56,7 +57,37 @@ def test_no_answer_rates_on_held_out_queries(heldout):
 
 def test_answer_decisions_are_mostly_right(heldout):
     assert heldout["answer_decisions"] >= 50
-    assert heldout["answer_precision"] >= 0.90, heldout
+    assert heldout["answer_precision"] >= 0.95, heldout
+
+
+def test_the_same_floors_hold_on_the_test_set(index):
+    """The test set was written by other hands after the fit (docs/search.md): retrieval holds there too; its
+    unanswerable figure (0.65 at 2.8 % refused) is guarded at its own level."""
+    test = evaluate_hybrid(index, Fusion.load(), load_queries(TEST_DIR))
+    assert test["top1"] >= 0.90 and test["top3"] >= 0.97, test
+    assert test["answerable_no_answer"] <= 0.05 and test["unanswerable_no_answer"] >= 0.60, test
+
+
+@pytest.mark.parametrize("query", ["潜水艇驾照怎么考", "火星上能种土豆吗", "护照过期了去哪里换新的",
+                                   "公积金贷款能买车位吗（2ca216）"])
+def test_questions_the_kb_cannot_answer_are_never_answered_outright(index, query):
+    """At worst the citizen sees candidates with 都不是 (which records a 查无 item); never a confident wrong answer.
+    潜水艇驾照怎么考 sits near the line: 驾照怎么考 is the KB's own matter."""
+    assert index.search(query, Fusion.load()).decision != "answer"
+
+
+@pytest.mark.parametrize("query", [
+    "居住证怎么办理", "低保怎么申请", "结婚登记要带什么", "居住证怎么办理（2ca216）", "我在宝山区，居住证怎么办理",
+    "居住证怎么办理 谢谢",
+    pytest.param("2026年居住证怎么办理", marks=pytest.mark.xfail(strict=True, reason=(
+        "known gap: a year the question does not need costs too much answerability (docs/search.md, 2026-12-03)"))),
+    pytest.param("社保卡丢了", marks=pytest.mark.xfail(strict=True, reason=(
+        "known gap: the seed near miss 社保卡丢了被人冒用… contains it, and the token-set ratio scores that 100 "
+        "(docs/search.md, 2026-12-03)"))),
+])
+def test_plain_questions_the_kb_answers_are_not_refused(index, query):
+    """Plain questions, with a place, a year, thanks or a stray code added, are not refused."""
+    assert index.search(query, Fusion.load()).decision != "no_answer"
 
 
 @pytest.mark.parametrize("leg", ["bm25", "rapidfuzz", "dense"])
@@ -104,16 +135,14 @@ def test_dev_queries_do_not_copy_kb_questions():
     assert close == []
 
 
-def load_tune_extra() -> list[LabelledQuery]:
-    return load_queries(TUNE_EXTRA_FILE)
-
-
-def test_extra_tuning_queries_stay_apart_from_the_development_set():
-    """tests/data/tune_queries.jsonl only teaches the answerability model; a query close to a development query
-    would leak held-out material into tuning, one close to a KB question would teach recall, not search."""
-    extra = load_tune_extra()
+@pytest.mark.parametrize(("folder", "size", "unanswerable"), [(TUNE_EXTRA_DIR, 400, 250), (CALIBRATION_DIR, 900, 450)])
+def test_tuning_and_calibration_queries_stay_apart_from_the_development_set(folder, size, unanswerable):
+    """tests/data/tune_queries teaches the answerability model and tests/data/calibration_queries places its
+    no-answer line; a query close to a development query would leak held-out material into the fit, one close to
+    a KB question would teach recall, not search."""
+    extra = load_queries(folder)
     ids = {d.entry_id for d in demo_docs()}
-    assert len(extra) >= 400 and sum(1 for q in extra if q.expected is None) >= 250
+    assert len(extra) >= size and sum(1 for q in extra if q.expected is None) >= unanswerable
     assert all(q.expected in ids for q in extra if q.expected)
     dev = [normalize(q.query).replace(" ", "") for q in load_queries()]
     kb = [normalize(q).replace(" ", "") for d in demo_docs() for q in (d.question, *d.similar_questions)]
@@ -124,6 +153,33 @@ def test_extra_tuning_queries_stay_apart_from_the_development_set():
         near_kb = process.extractOne(text, kb, scorer=fuzz.ratio)[1]
         if near_dev >= 70 or near_kb >= 75:
             close.append((q.query, near_dev, near_kb))
+    assert close == []
+
+
+def test_tuning_and_calibration_sets_do_not_overlap():
+    tuning = {normalize(q.query).replace(" ", "") for q in load_queries(TUNE_EXTRA_DIR)}
+    assert not tuning & {normalize(q.query).replace(" ", "") for q in load_queries(CALIBRATION_DIR)}
+
+
+def test_the_test_set_stays_apart_from_everything_the_engine_learns_from():
+    """tests/data/test_queries is only reported: a query close to a development, tuning, calibration or near-miss
+    seed question (or to a KB question) would measure memory, not search."""
+    from kb.service import load_near_miss_file
+
+    test = load_queries(TEST_DIR)
+    ids = {d.entry_id for d in demo_docs()}
+    assert len(test) >= 250 and sum(1 for q in test if q.expected is None) >= 50
+    assert all(q.expected in ids for q in test if q.expected)
+
+    def canon(text: str) -> str:
+        return normalize(text).replace(" ", "")
+
+    others = [canon(q.query) for folder in (None, TUNE_EXTRA_DIR, CALIBRATION_DIR)
+              for q in (load_queries(folder) if folder else load_queries())]
+    others += [canon(q) for q, _ in load_near_miss_file()]
+    kb = [canon(q) for d in demo_docs() for q in (d.question, *d.similar_questions)]
+    close = [q.query for q in test if process.extractOne(canon(q.query), others, scorer=fuzz.ratio)[1] >= 70
+             or process.extractOne(canon(q.query), kb, scorer=fuzz.ratio)[1] >= 75]
     assert close == []
 
 
