@@ -40,6 +40,7 @@ def emit(**fields: object) -> None:
 def quality(work: Path) -> None:
     from kb.evaluation import (
         CALIBRATION_DIR,
+        TEST_DIR,
         TUNE_EXTRA_DIR,
         demo_index,
         evaluate_hybrid,
@@ -61,6 +62,7 @@ def quality(work: Path) -> None:
     for leg in ("bm25", "rapidfuzz", "dense"):
         emit(bench="quality.heldout", leg=leg, **evaluate_leg(index, leg, tune, held))
     emit(bench="quality.tune", leg="hybrid", **evaluate_hybrid(index, fusion, tune))
+    emit(bench="quality.test", leg="hybrid", **evaluate_hybrid(index, fusion, load_queries(TEST_DIR)))
     # Queries the fit never saw, written by other hands: the no-answer line and the near-miss seed checked apart.
     for name, folder in (("quality.tune_extra", TUNE_EXTRA_DIR), ("quality.calibration", CALIBRATION_DIR)):
         emit(bench=name, leg="hybrid", near_miss_bank=len(index.near_misses),
