@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import os
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -90,6 +91,16 @@ class SearchOutcome:
 
 QUERY_FEATURES = ("p1", "p2", "margin", "unc_max", "unc_mass", "oov", "words", "dense1",
                   "fuzz1", "pfuzz1", "cov1", "qcov1", "tset1", "ans1", "nm", "nm_gap")
+
+
+_CODE = re.compile(r"[0-9a-z]*[0-9][0-9a-z]*")
+
+
+def _incidental(word: str) -> bool:
+    """A word that by its shape says nothing about what is asked: a number, date or code of three characters or
+    more (2026, 13812340001, gd20261203), or one character said three times or more (啊啊啊; 滴滴 and 妈妈 are
+    words). The caller still keeps one the KB knows (12345)."""
+    return bool(len(word) >= 3 and _CODE.fullmatch(word)) or (len(word) >= 3 and len(set(word)) == 1)
 
 
 class NearMissBank:
@@ -553,7 +564,9 @@ class SearchIndex:
         if not ranked:
             return dict.fromkeys(QUERY_FEATURES, 0.0)
         top = ranked[0]
-        words = [w for w in self.processor.words(query[:MAX_QUERY_CHARS]) if len(w) >= 2 or cjk_count(w) == 0]
+        words = [w for w in self.processor.words(query[:MAX_QUERY_CHARS])
+                 if (len(w) >= 2 or cjk_count(w) == 0) and not (_incidental(w) and w not in self.word_vocab)]
+        # (an incidental word unknown to the KB would count as the rarest word the entry leaves uncovered)
         # All of the entry's text: a query word absent from it is a topic the entry does not talk about,
         # the sign of a near-miss question the KB cannot answer. Built for the top hit only.
         text = " ".join([*(self.q_canon[qi] for qi in self.entry_questions[top.pos]),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kb.search import NearMissBank
+from kb.search import NearMissBank, _incidental
 from kb.service import seed_near_misses
 from kb.text import TextProcessor
 
@@ -22,3 +22,10 @@ def test_seed_rows_concern_only_the_kb_they_were_written_for():
     assert seed_near_misses(rows, {"GJJ007", "MZ001"}) == [q for q, _ in rows]
     assert seed_near_misses(rows, {"GJJ007"}) == ["公积金贷款能买车位吗", "今天天气怎么样"]  # MZ001 retired
     assert seed_near_misses(rows, {"X001"}) == []  # another KB: none of it applies
+
+
+def test_numbers_codes_and_filler_are_not_words_the_kb_must_cover():
+    """An unknown word counts as the rarest word a candidate leaves uncovered: a year, an order number or 啊啊啊
+    must not make a plain question look like one the KB cannot answer."""
+    assert all(_incidental(w) for w in ("2026", "13812340001", "gd20261203", "2ca216", "啊啊啊", "哈哈哈哈"))
+    assert not any(_incidental(w) for w in ("滴滴", "妈妈", "居住证", "app", "b2", "80"))
