@@ -54,7 +54,7 @@ def load_synonyms(s: Session) -> dict[str, str]:
 
 
 NEAR_MISS_FILE = Path(__file__).resolve().parent / "data" / "near_misses.jsonl"
-MAX_OPEN_MISSING = 5000  # the newest open 查无 items in the bank: each thousand costs every search ~0.7 ms
+MAX_OPEN_MISSING = 5000  # the newest open 查无 items in the bank (5,000 rows: ~0.2 ms a search)
 
 
 def load_near_miss_file(path: Path = NEAR_MISS_FILE) -> list[tuple[str, str | None]]:

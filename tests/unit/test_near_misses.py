@@ -7,14 +7,24 @@ from kb.service import seed_near_misses
 from kb.text import TextProcessor
 
 
-def test_closeness_is_the_best_token_set_ratio_over_the_bank():
+def test_closeness_is_the_best_share_of_a_bank_question_found_in_the_query():
     p = TextProcessor({"公基金": "公积金"})
     bank = NearMissBank(["公积金贷款能不能买车位", "今天天气怎么样", "  ", "今天天气怎么样"], p)
     assert len(bank) == 2  # blanks and repeats dropped
     assert bank.closeness(p.canonical("公基金贷款能不能买车位")) == 1.0  # synonyms apply to the bank too
+    assert bank.closeness(p.canonical("我想问一下公积金贷款能不能买车位啊")) == 1.0  # the near miss, in more words
     assert bank.closeness(p.canonical("低保怎么申请")) < 0.5
     assert bank.closeness("") == 0.0
     assert NearMissBank().closeness(p.canonical("任何问题")) == 0.0
+
+
+def test_a_plain_question_inside_a_longer_near_miss_is_not_close_to_it():
+    """港澳台居民居住证怎么办理 is a near miss because of 港澳台居民; 居住证怎么办理 asks what the KB answers. (The
+    token-set ratio used before scored both 100, and 社保卡丢了 was refused for 社保卡丢了被人冒用了怎么办.)"""
+    p = TextProcessor()
+    bank = NearMissBank(["港澳台居民居住证怎么办理", "社保卡丢了被人冒用了怎么办"], p)
+    assert bank.closeness(p.canonical("居住证怎么办理")) < 0.6
+    assert bank.closeness(p.canonical("社保卡丢了")) < 0.5
 
 
 def test_seed_rows_concern_only_the_kb_they_were_written_for():
