@@ -101,7 +101,7 @@ def _incidental(word: str) -> bool:
     """A word that by its shape says nothing about what is asked: a number, date or code of three characters or
     more (2026, 13812340001, gd20261203), or one character said three times or more (啊啊啊; 滴滴 and 妈妈 are
     words). The caller still keeps one the KB knows (12345)."""
-    return bool(len(word) >= 3 and _CODE.fullmatch(word)) or (len(word) >= 3 and len(set(word)) == 1)
+    return len(word) >= 3 and (_CODE.fullmatch(word) is not None or len(set(word)) == 1)
 
 
 class NearMissBank:
@@ -582,9 +582,9 @@ class SearchIndex:
         if not ranked:
             return dict.fromkeys(QUERY_FEATURES, 0.0)
         top = ranked[0]
+        # An incidental word unknown to the KB would count as the rarest word the entry leaves uncovered.
         words = [w for w in self.processor.words(query[:MAX_QUERY_CHARS])
                  if (len(w) >= 2 or cjk_count(w) == 0) and not (_incidental(w) and w not in self.word_vocab)]
-        # (an incidental word unknown to the KB would count as the rarest word the entry leaves uncovered)
         # All of the entry's text: a query word absent from it is a topic the entry does not talk about,
         # the sign of a near-miss question the KB cannot answer. Built for the top hit only.
         text = " ".join([*(self.q_canon[qi] for qi in self.entry_questions[top.pos]),

@@ -28,6 +28,15 @@ from kb.search import Fusion
 from kb.text import DATA_DIR, load_synonyms_file, normalize
 
 
+def flat(text: str) -> str:
+    """Normalised text without spaces: what the hygiene tests compare with rapidfuzz's ratio."""
+    return normalize(text).replace(" ", "")
+
+
+def kb_questions() -> list[str]:
+    return [flat(q) for d in demo_docs() for q in (d.question, *d.similar_questions)]
+
+
 @pytest.fixture(scope="module")
 def index(shared_data_dir: Path):
     return demo_index(shared_data_dir / "encoder")
@@ -122,10 +131,10 @@ def test_dev_set_shape():
 
 def test_dev_queries_do_not_copy_kb_questions():
     """A query close to a stored question would measure recall of the KB, not search."""
-    kb = [normalize(q).replace(" ", "") for d in demo_docs() for q in (d.question, *d.similar_questions)]
+    kb = kb_questions()
     close = []
     for q in load_queries():
-        _, score, _ = process.extractOne(normalize(q.query).replace(" ", ""), kb, scorer=fuzz.ratio)
+        _, score, _ = process.extractOne(flat(q.query), kb, scorer=fuzz.ratio)
         if score >= 75:
             close.append((q.query, score))
     assert close == []
@@ -140,11 +149,11 @@ def test_tuning_and_calibration_queries_stay_apart_from_the_development_set(fold
     ids = {d.entry_id for d in demo_docs()}
     assert len(extra) >= size and sum(1 for q in extra if q.expected is None) >= unanswerable
     assert all(q.expected in ids for q in extra if q.expected)
-    dev = [normalize(q.query).replace(" ", "") for q in load_queries()]
-    kb = [normalize(q).replace(" ", "") for d in demo_docs() for q in (d.question, *d.similar_questions)]
+    dev = [flat(q.query) for q in load_queries()]
+    kb = kb_questions()
     close = []
     for q in extra:
-        text = normalize(q.query).replace(" ", "")
+        text = flat(q.query)
         near_dev = process.extractOne(text, dev, scorer=fuzz.ratio)[1]
         near_kb = process.extractOne(text, kb, scorer=fuzz.ratio)[1]
         if near_dev >= 70 or near_kb >= 75:
@@ -153,8 +162,8 @@ def test_tuning_and_calibration_queries_stay_apart_from_the_development_set(fold
 
 
 def test_tuning_and_calibration_sets_do_not_overlap():
-    tuning = {normalize(q.query).replace(" ", "") for q in load_queries(TUNE_EXTRA_DIR)}
-    assert not tuning & {normalize(q.query).replace(" ", "") for q in load_queries(CALIBRATION_DIR)}
+    tuning = {flat(q.query) for q in load_queries(TUNE_EXTRA_DIR)}
+    assert not tuning & {flat(q.query) for q in load_queries(CALIBRATION_DIR)}
 
 
 def test_the_test_set_stays_apart_from_everything_the_engine_learns_from():
@@ -167,15 +176,12 @@ def test_the_test_set_stays_apart_from_everything_the_engine_learns_from():
     assert len(test) >= 250 and sum(1 for q in test if q.expected is None) >= 50
     assert all(q.expected in ids for q in test if q.expected)
 
-    def canon(text: str) -> str:
-        return normalize(text).replace(" ", "")
-
-    others = [canon(q.query) for folder in (None, TUNE_EXTRA_DIR, CALIBRATION_DIR)
+    others = [flat(q.query) for folder in (None, TUNE_EXTRA_DIR, CALIBRATION_DIR)
               for q in (load_queries(folder) if folder else load_queries())]
-    others += [canon(q) for q, _ in load_near_miss_file()]
-    kb = [canon(q) for d in demo_docs() for q in (d.question, *d.similar_questions)]
-    close = [q.query for q in test if process.extractOne(canon(q.query), others, scorer=fuzz.ratio)[1] >= 70
-             or process.extractOne(canon(q.query), kb, scorer=fuzz.ratio)[1] >= 75]
+    others += [flat(q) for q, _ in load_near_miss_file()]
+    kb = kb_questions()
+    close = [q.query for q in test if process.extractOne(flat(q.query), others, scorer=fuzz.ratio)[1] >= 70
+             or process.extractOne(flat(q.query), kb, scorer=fuzz.ratio)[1] >= 75]
     assert close == []
 
 
@@ -189,11 +195,11 @@ def test_near_miss_seed_stays_apart_from_the_development_set():
     seed = load_near_miss_file()
     ids = {d.entry_id for d in demo_docs()}
     assert len(seed) >= 1000 and all(near in ids for _, near in seed if near)
-    dev = [normalize(q.query).replace(" ", "") for q in load_queries()]
-    kb = [normalize(q).replace(" ", "") for d in demo_docs() for q in (d.question, *d.similar_questions)]
+    dev = [flat(q.query) for q in load_queries()]
+    kb = kb_questions()
     close = []
     for q, _ in seed:
-        text = normalize(q).replace(" ", "")
+        text = flat(q)
         near_dev = process.extractOne(text, dev, scorer=fuzz.ratio)[1]
         near_kb = process.extractOne(text, kb, scorer=fuzz.ratio)[1]
         if near_dev >= 70 or near_kb >= 75:
