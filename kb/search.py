@@ -94,6 +94,12 @@ QUERY_FEATURES = ("p1", "p2", "margin", "unc_max", "unc_mass", "oov", "words", "
                   "fuzz1", "pfuzz1", "cov1", "qcov1", "tset1", "ans1", "nm", "nm_gap")
 
 
+# A query holding (nearly) all of a known unanswerable question is refused outright, unless one of the top entry's own
+# questions is held as fully: the near miss is then the entry's own question (say a new entry now answers it).
+KNOWN_SHARE = 0.9
+KNOWN_MIN_GRAMS = 6  # bigrams, about seven characters
+
+
 _CODE = re.compile(r"[0-9a-z]*[0-9][0-9a-z]*")
 
 
@@ -136,11 +142,23 @@ class NearMissBank:
 
     def closeness(self, canon: str) -> float:
         """The best share of a bank question's bigrams found in the query."""
+        return self.match(canon)[0]
+
+    def match(self, canon: str) -> tuple[float, float]:
+        """The best share of a bank question's bigrams found in the query, and the best share over the bank
+        questions long enough to say something on their own (a 查无 item as short as 低保 must not shadow every
+        question that mentions 低保)."""
         ids = [self._vocab[g] for g in self._grams(canon) if g in self._vocab]
         if not self.canon or not ids:
-            return 0.0
+            return 0.0, 0.0
         share = np.asarray(self._grams_of[:, ids].sum(axis=1)).ravel() / self._sizes
-        return float(share.max())
+        long_enough = self._sizes >= KNOWN_MIN_GRAMS
+        return float(share.max()), float(share[long_enough].max()) if long_enough.any() else 0.0
+
+    def entry_share(self, canon: str, questions: Sequence[str]) -> float:
+        """The same share for an entry's own questions: how fully the query holds one of them."""
+        grams = self._grams(canon)
+        return max((len(grams & g) / len(g) for g in map(self._grams, questions) if g), default=0.0)
 
 
 @dataclass
@@ -575,7 +593,21 @@ class SearchIndex:
         probs = [h.score for h in hits]
         qfeats = self.query_features(query, hits)
         decision = fusion.decide(probs, fusion.answerable(qfeats) if hits else 0.0)
+        if decision != "no_answer" and self.known_unanswerable(query, hits[0]):
+            decision = "no_answer"
         return SearchOutcome(decision, round(probs[0], 4) if probs else 0.0, hits[:top_k])
+
+    def known_unanswerable(self, query: str, top: Hit) -> bool:
+        """The query holds a question already known to have no answer (a 查无 item still open, a seed near miss)
+        more fully than any question of the entry it would be answered with. The answerability model alone
+        weighs this as one feature among many and let some through: a citizen who said 都不是 was then given
+        the same wrong answer on asking again."""
+        canon = self.processor.canonical(query[:MAX_QUERY_CHARS])
+        known = self.near_misses.match(canon)[1]
+        if known < KNOWN_SHARE:
+            return False
+        own = [self.q_canon[qi] for qi in self.entry_questions[top.pos]]
+        return self.near_misses.entry_share(canon, own) < known
 
     def query_features(self, query: str, ranked: Sequence[Hit]) -> dict[str, float]:
         """Query-level evidence that the best candidate really covers what is asked."""
