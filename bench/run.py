@@ -63,6 +63,8 @@ def quality(work: Path) -> None:
         emit(bench="quality.heldout", leg=leg, **evaluate_leg(index, leg, tune, held))
     emit(bench="quality.tune", leg="hybrid", **evaluate_hybrid(index, fusion, tune))
     emit(bench="quality.test", leg="hybrid", **evaluate_hybrid(index, fusion, load_queries(TEST_DIR)))
+    for part in sorted(TEST_DIR.glob("*.jsonl")):  # each writing round apart: the newest is the least consulted
+        emit(bench="quality.test", leg="hybrid", file=part.name, **evaluate_hybrid(index, fusion, load_queries(part)))
     # Queries the fit never saw, written by other hands: the no-answer line and the near-miss seed checked apart.
     for name, folder in (("quality.tune_extra", TUNE_EXTRA_DIR), ("quality.calibration", CALIBRATION_DIR)):
         emit(bench=name, leg="hybrid", near_miss_bank=len(index.near_misses),

@@ -71,7 +71,7 @@ def test_answer_decisions_are_mostly_right(heldout):
 
 def test_the_same_floors_hold_on_the_test_set(index):
     """The test set was written by other hands after the fit (docs/search.md): retrieval holds there too; its
-    unanswerable figure (0.68 at 2.8 % refused) is guarded at its own level."""
+    unanswerable figure (set3 and set4 together: 0.62 at 3.3 % refused) is guarded at its own level."""
     test = evaluate_hybrid(index, Fusion.load(), load_queries(TEST_DIR))
     assert test["top1"] >= 0.90 and test["top3"] >= 0.97, test
     assert test["answerable_no_answer"] <= 0.05 and test["unanswerable_no_answer"] >= 0.60, test
@@ -173,8 +173,13 @@ def test_the_test_set_stays_apart_from_everything_the_engine_learns_from():
 
     test = load_queries(TEST_DIR)
     ids = {d.entry_id for d in demo_docs()}
-    assert len(test) >= 250 and sum(1 for q in test if q.expected is None) >= 50
+    assert len(test) >= 500 and sum(1 for q in test if q.expected is None) >= 100
     assert all(q.expected in ids for q in test if q.expected)
+    rounds = [[flat(q.query) for q in load_queries(f)] for f in sorted(TEST_DIR.glob("*.jsonl"))]
+    assert len(rounds) >= 2
+    for i, newer in enumerate(rounds[1:], 1):  # a later writing round repeats no earlier one
+        earlier = [q for r in rounds[:i] for q in r]
+        assert [q for q in newer if process.extractOne(q, earlier, scorer=fuzz.ratio)[1] >= 70] == []
 
     others = [flat(q.query) for folder in (None, TUNE_EXTRA_DIR, CALIBRATION_DIR)
               for q in (load_queries(folder) if folder else load_queries())]
