@@ -91,7 +91,8 @@ class SearchOutcome:
 
 
 QUERY_FEATURES = ("p1", "p2", "margin", "unc_max", "unc_mass", "oov", "words", "dense1",
-                  "fuzz1", "pfuzz1", "cov1", "qcov1", "tset1", "ans1", "nm", "nm_gap")
+                  "fuzz1", "pfuzz1", "cov1", "qcov1", "tset1", "ans1", "nm", "nm_gap", "knn")
+KNN = 5  # neighbours in the vote between the KB's questions and the bank's
 
 
 # A query holding (nearly) all of a known unanswerable question is refused outright, unless one of the top entry's own
@@ -121,9 +122,12 @@ class NearMissBank:
     both 100 and refused such plain questions.) The bank changes with every 查无 item, so it lives beside the index
     and is swapped on its own; a search costs one sparse product over the bank's bigrams."""
 
-    def __init__(self, texts: Sequence[str] = (), processor: TextProcessor | None = None):
+    def __init__(self, texts: Sequence[str] = (), processor: TextProcessor | None = None,
+                 encoder: Encoder | None = None, previous: NearMissBank | None = None):
         canon = (processor.canonical(t) for t in texts) if processor else ()
         self.canon = list(dict.fromkeys(c for c in canon if c.strip()))
+        self.encoder = encoder
+        self.vectors = self._encode(previous)
         self._vocab: dict[str, int] = {}
         rows = [[self._vocab.setdefault(g, len(self._vocab)) for g in self._grams(c)] for c in self.canon]
         indptr = np.cumsum([0] + [len(r) for r in rows])
@@ -131,6 +135,27 @@ class NearMissBank:
                                      np.fromiter((g for r in rows for g in r), dtype=np.int64, count=int(indptr[-1])),
                                      indptr), shape=(len(rows), max(1, len(self._vocab)))).tocsc()
         self._sizes = np.maximum(np.diff(indptr), 1).astype(np.float32)
+
+    def _encode(self, previous: NearMissBank | None) -> np.ndarray | None:
+        """The bank's questions in the dense space, for the neighbour vote (`knn`). A swap after a 查无 item
+        re-encodes only the questions the previous bank did not hold, with the same encoder."""
+        if self.encoder is None or not self.canon:
+            return None
+        known: dict[str, np.ndarray] = {}
+        if previous is not None and previous.encoder is self.encoder and previous.vectors is not None:
+            known = dict(zip(previous.canon, previous.vectors, strict=True))
+        new = [c for c in self.canon if c not in known]
+        if new:
+            known.update(zip(new, self.encoder.encode(new), strict=True))
+        return np.ascontiguousarray([known[c] for c in self.canon], dtype=np.float32)
+
+    def nearest(self, qvec: np.ndarray | None, k: int) -> np.ndarray:
+        """Cosines of the k bank questions nearest the query vector, best first."""
+        if qvec is None or self.vectors is None:
+            return np.zeros(0, dtype=np.float32)
+        sims = self.vectors @ qvec
+        k = min(k, len(sims))
+        return -np.sort(-sims[np.argpartition(-sims, k - 1)[:k]])
 
     @staticmethod
     def _grams(canon: str) -> set[str]:
@@ -256,7 +281,7 @@ class SearchIndex:
         self.processor = processor
         self.encoder = encoder
         self.kb_version = kb_version
-        self.near_misses = NearMissBank(near_misses, processor)  # replaced whole when the 查无 items change
+        self.near_misses = NearMissBank(near_misses, processor, encoder)  # replaced whole when 查无 items change
         q_doc: list[int] = []
         q_local: list[int] = []
         q_text: list[str] = []
@@ -581,9 +606,20 @@ class SearchIndex:
             }
             hits.append(Hit(self.docs[d], self.question_text(best_q), 0.0, feats, d))
         best_dense = max(h.features["dense"] for h in hits)
+        knn = self._neighbour_vote(qvec, [sc for _, sc in dn[:KNN]])
         for h in hits:
             h.features["dense_rel"] = h.features["dense"] - best_dense
+            h.features["knn"] = knn  # of the query, not the candidate: stage 1 has no weight for it
         return hits
+
+    def _neighbour_vote(self, qvec: np.ndarray | None, kb_nearest: list[float]) -> float:
+        """The share of known near misses among the query's nearest neighbours in the dense space, the KB's
+        questions and the bank's together. A near miss lands among the near misses written for the same entry
+        more often than a question the entry answers does; bigram closeness (`nm`) sees only near word-for-word
+        repeats."""
+        bank = self.near_misses.nearest(qvec, KNN).tolist()
+        merged = sorted([(s, 0) for s in kb_nearest] + [(s, 1) for s in bank], reverse=True)[:KNN]
+        return sum(b for _, b in merged) / KNN if merged else 0.0
 
     def search(self, query: str, fusion: Fusion, top_k: int = 5, today: date | None = None) -> SearchOutcome:
         hits = self.candidates(query, today)
@@ -637,6 +673,7 @@ class SearchIndex:
             **{f"{k}1": top.features.get(k, 0.0) for k in ("fuzz", "pfuzz", "cov", "qcov", "tset", "ans")},
             "nm": near_miss,
             "nm_gap": near_miss - top.features.get("tset", 0.0),
+            "knn": top.features.get("knn", 0.0),
         }
 
     def stats(self) -> dict[str, object]:

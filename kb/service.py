@@ -208,7 +208,7 @@ class SearchService:
             if signature == self._missing_signature:
                 return False
             near_misses = self._near_miss_texts(s, index.docs)
-        index.near_misses = NearMissBank(near_misses, index.processor)
+        index.near_misses = NearMissBank(near_misses, index.processor, index.encoder, previous=index.near_misses)
         self._missing_signature = signature
         return True
 

@@ -39,3 +39,39 @@ def test_numbers_codes_and_filler_are_not_words_the_kb_must_cover():
     must not make a plain question look like one the KB cannot answer."""
     assert all(_incidental(w) for w in ("2026", "13812340001", "gd20261203", "2ca216", "啊啊啊", "哈哈哈哈"))
     assert not any(_incidental(w) for w in ("滴滴", "妈妈", "居住证", "app", "b2", "80"))
+
+
+class CountingEncoder:
+    """Unit vectors from a hash of the text, counting what it is asked to encode."""
+
+    name, dim = "counting", 8
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def encode(self, texts):
+        import numpy as np
+
+        self.seen.extend(texts)
+        rows = [np.random.default_rng(sum(map(ord, t))).standard_normal(self.dim) for t in texts]
+        return np.asarray([r / np.linalg.norm(r) for r in rows], dtype=np.float32)
+
+
+def test_a_bank_swap_encodes_only_the_questions_it_did_not_hold():
+    """A 查无 item opening swaps the bank; with a transformer encoder, re-encoding thousands of open items on every
+    swap would take a minute, so the vectors of questions the previous bank held are kept."""
+    import numpy as np
+
+    p, enc = TextProcessor(), CountingEncoder()
+    first = NearMissBank(["公积金贷款能不能买车位", "今天天气怎么样"], p, enc)
+    second = NearMissBank(["公积金贷款能不能买车位", "今天天气怎么样", "护照过期了去哪换"], p, enc, previous=first)
+    assert enc.seen == [p.canonical("公积金贷款能不能买车位"), p.canonical("今天天气怎么样"),
+                        p.canonical("护照过期了去哪换")]
+    assert np.allclose(second.vectors[:2], first.vectors)
+    other = CountingEncoder()  # a retrained encoder: nothing is reused
+    NearMissBank(["今天天气怎么样"], p, other, previous=second)
+    assert other.seen == [p.canonical("今天天气怎么样")]
+    q = enc.encode([p.canonical("护照过期了去哪换")])[0]
+    near = second.nearest(q, 2)
+    assert len(near) == 2 and near[0] > 0.999 and near[0] >= near[1]
+    assert len(NearMissBank(["今天天气怎么样"], p).nearest(q, 5)) == 0  # no encoder: no vote
