@@ -42,6 +42,7 @@ def quality(work: Path) -> None:
         CALIBRATION_DIR,
         TEST_DIR,
         TUNE_EXTRA_DIR,
+        UNANSWERABLE_DIR,
         demo_index,
         evaluate_hybrid,
         evaluate_leg,
@@ -66,7 +67,8 @@ def quality(work: Path) -> None:
     for part in sorted(TEST_DIR.glob("*.jsonl")):  # each writing round apart: the newest is the least consulted
         emit(bench="quality.test", leg="hybrid", file=part.name, **evaluate_hybrid(index, fusion, load_queries(part)))
     # Queries the fit never saw, written by other hands: the no-answer line and the near-miss seed checked apart.
-    for name, folder in (("quality.tune_extra", TUNE_EXTRA_DIR), ("quality.calibration", CALIBRATION_DIR)):
+    for name, folder in (("quality.tune_extra", TUNE_EXTRA_DIR), ("quality.calibration", CALIBRATION_DIR),
+                         ("quality.unanswerable_only", UNANSWERABLE_DIR)):
         emit(bench=name, leg="hybrid", near_miss_bank=len(index.near_misses),
              **evaluate_hybrid(index, fusion, load_queries(folder)))
 
