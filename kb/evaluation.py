@@ -36,6 +36,7 @@ TEST_DIR = ROOT / "tests" / "data" / "test_queries"
 # audited blind; nothing learns from them: how many a subtle near miss still gets past the engine.
 UNANSWERABLE_DIR = ROOT / "tests" / "data" / "unanswerable_queries"
 DEMO_DIR = DATA_DIR / "demo"
+ANSWER_KEEP = 0.9  # of the right outright answers, the share the answer bar must keep (on the tuning half)
 
 
 @dataclass(frozen=True)
@@ -230,6 +231,18 @@ def fit_fusion(index: SearchIndex, tune: Sequence[LabelledQuery]) -> Fusion:
                 best = min(best, (float(t), margin))
                 break
     fusion.answer_threshold, fusion.margin = round(best[0], 4), best[1]
+
+    # The answer bar: the highest that still answers outright at least ANSWER_KEEP of the tuning half's questions
+    # the line above answers rightly. The tuning half holds few subtle near misses, so precision there cannot
+    # choose it; this bounds what the bar costs instead (the rest are shown as candidates).
+    def right_answers(bar: float) -> int:
+        fusion.answer_bar = bar
+        return sum(1 for (q, hits, _), a in zip(runs, answerability, strict=True)
+                   if hits and q.expected == hits[0].doc.entry_id
+                   and fusion.decide([h.score for h in hits], a) == "answer")
+
+    floor = ANSWER_KEEP * right_answers(0.0)
+    fusion.answer_bar = max(b for b in np.round(np.arange(0.0, 0.96, 0.05), 2).tolist() if right_answers(b) >= floor)
     return fusion
 
 

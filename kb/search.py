@@ -199,6 +199,10 @@ class Fusion:
     answerable_weights: dict[str, float] = field(default_factory=dict)
     answerable_intercept: float = 0.0
     answerable_threshold: float = 0.0
+    # An outright answer also needs this much confidence that the KB answers at all; below it, the candidates
+    # (right entry first, most of the time) with 都不是. A near miss answered with the wrong entry is the costliest
+    # mistake search makes.
+    answer_bar: float = 0.0
     source: str = "default"
 
     @classmethod
@@ -229,7 +233,7 @@ class Fusion:
         if not probs or probs[0] < self.clarify_threshold or answerable < self.answerable_threshold:
             return "no_answer"
         second = probs[1] if len(probs) > 1 else 0.0
-        if probs[0] >= self.answer_threshold and probs[0] - second >= self.margin:
+        if probs[0] >= self.answer_threshold and probs[0] - second >= self.margin and answerable >= self.answer_bar:
             return "answer"
         return "clarify"
 

@@ -18,4 +18,29 @@ def test_the_committed_fusion_is_the_fit_of_the_committed_data(shared_data_dir: 
     assert fitted.weights == pytest.approx(committed.weights, abs=2e-3)
     assert fitted.answerable_weights == pytest.approx(committed.answerable_weights, abs=2e-3)
     assert fitted.answerable_threshold == pytest.approx(committed.answerable_threshold, abs=2e-3)
-    assert (fitted.answer_threshold, fitted.margin) == pytest.approx((committed.answer_threshold, committed.margin))
+    assert (fitted.answer_threshold, fitted.margin, fitted.answer_bar) == pytest.approx(
+        (committed.answer_threshold, committed.margin, committed.answer_bar))
+
+
+def test_an_outright_answer_needs_the_answer_bar_as_well():
+    """Sure of the entry but not that the KB answers at all: the candidates, not a possibly wrong answer."""
+    fusion = Fusion({}, 0.0, answer_threshold=0.9, clarify_threshold=0.0, margin=0.2, answerable_weights={"p1": 1.0},
+                    answerable_threshold=0.3, answer_bar=0.75)
+    assert fusion.decide([0.99, 0.1], answerable=0.8) == "answer"
+    assert fusion.decide([0.99, 0.1], answerable=0.6) == "clarify"
+    assert fusion.decide([0.99, 0.1], answerable=0.2) == "no_answer"
+    assert fusion.decide([0.99, 0.9], answerable=0.9) == "clarify"  # two entries alike: the margin decides
+    assert fusion.decide([], answerable=0.9) == "no_answer"
+
+
+def test_the_answer_bar_keeps_nine_in_ten_right_answers_on_the_tuning_half(shared_data_dir: Path):
+    from kb.evaluation import ANSWER_KEEP, evaluate_hybrid
+
+    index = demo_index(shared_data_dir / "encoder")
+    tune = split(load_queries())[0]
+    committed = Fusion.load()
+    without = Fusion(**{**committed.__dict__, "answer_bar": 0.0})
+    right = {f.answer_bar: round(m["answer_decisions"] * m["answer_precision"])
+             for f in (committed, without) for m in [evaluate_hybrid(index, f, tune)]}
+    assert committed.answer_bar > 0
+    assert right[committed.answer_bar] >= ANSWER_KEEP * right[0.0], right

@@ -257,8 +257,8 @@ def test_a_question_known_to_have_no_answer_is_not_answered_again(index):
     from kb.search import NearMissBank
 
     fusion = Fusion.load()
-    fooled = "停电了什么时候能来电"  # answered outright with an entry on 12345's own time limits
-    assert index.search(fooled, fusion).decision == "answer"
+    fooled = "停电了什么时候能来电"  # offered an entry on 12345's own time limits (outright, before the answer bar)
+    assert index.search(fooled, fusion).decision != "no_answer"
     bank = index.near_misses
     own = index.search("最低生活保障怎么申请", fusion).hits[0]
     assert own.doc.entry_id == "MZ001"
