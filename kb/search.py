@@ -119,8 +119,9 @@ class NearMissBank:
     query contains. It is one-sided on purpose: a query holding a known near miss (我想问公积金贷款能不能买车位) is
     close to it, while a plain question that a longer near miss merely contains (居住证怎么办理 in
     港澳台居民居住证怎么办理) is not: the near miss's extra words are what the KB lacks. (A token-set ratio scores
-    both 100 and refused such plain questions.) The bank changes with every 查无 item, so it lives beside the index
-    and is swapped on its own; a search costs one sparse product over the bank's bigrams."""
+    both 100 and refused such plain questions.) With an encoder, the bank's questions are also held as vectors for
+    the neighbour vote (`knn`). The bank changes with every 查无 item, so it lives beside the index and is swapped
+    on its own; a search costs one sparse product over the bank's bigrams and one dense product over its vectors."""
 
     def __init__(self, texts: Sequence[str] = (), processor: TextProcessor | None = None,
                  encoder: Encoder | None = None, previous: NearMissBank | None = None):
