@@ -235,14 +235,11 @@ def fit_fusion(index: SearchIndex, tune: Sequence[LabelledQuery]) -> Fusion:
     # The answer bar: the highest that still answers outright at least ANSWER_KEEP of the tuning half's questions
     # the line above answers rightly. The tuning half holds few subtle near misses, so precision there cannot
     # choose it; this bounds what the bar costs instead (the rest are shown as candidates).
-    def right_answers(bar: float) -> int:
-        fusion.answer_bar = bar
-        return sum(1 for (q, hits, _), a in zip(runs, answerability, strict=True)
-                   if hits and q.expected == hits[0].doc.entry_id
-                   and fusion.decide([h.score for h in hits], a) == "answer")
-
-    floor = ANSWER_KEEP * right_answers(0.0)
-    fusion.answer_bar = max(b for b in np.round(np.arange(0.0, 0.96, 0.05), 2).tolist() if right_answers(b) >= floor)
+    # A bar keeps exactly the right outright answers whose answerability clears it.
+    right = [a for (q, hits, _), a in zip(runs, answerability, strict=True)
+             if hits and q.expected == hits[0].doc.entry_id and fusion.decide([h.score for h in hits], a) == "answer"]
+    fusion.answer_bar = max(b for b in np.round(np.arange(0.0, 0.96, 0.05), 2).tolist()
+                            if sum(a >= b for a in right) >= ANSWER_KEEP * len(right))
     return fusion
 
 

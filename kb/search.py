@@ -632,26 +632,27 @@ class SearchIndex:
             h.score = fusion.probability(h.features)
         hits.sort(key=lambda h: h.score, reverse=True)
         probs = [h.score for h in hits]
-        qfeats = self.query_features(query, hits)
+        canon = self.processor.canonical(query[:MAX_QUERY_CHARS])
+        near_miss, known = self.near_misses.match(canon)  # one pass over the bank serves the feature and the rule
+        qfeats = self.query_features(query, hits, near_miss)
         decision = fusion.decide(probs, fusion.answerable(qfeats) if hits else 0.0)
-        if decision != "no_answer" and self.known_unanswerable(query, hits[0]):
+        if decision != "no_answer" and self.known_unanswerable(canon, hits[0], known):
             decision = "no_answer"
         return SearchOutcome(decision, round(probs[0], 4) if probs else 0.0, hits[:top_k])
 
-    def known_unanswerable(self, query: str, top: Hit) -> bool:
-        """The query holds a question already known to have no answer (a 查无 item still open, a seed near miss)
-        more fully than any question of the entry it would be answered with. The answerability model alone
-        weighs this as one feature among many and let some through: a citizen who said 都不是 was then given
-        the same wrong answer on asking again."""
-        canon = self.processor.canonical(query[:MAX_QUERY_CHARS])
-        known = self.near_misses.match(canon)[1]
+    def known_unanswerable(self, canon: str, top: Hit, known: float) -> bool:
+        """The query (canonical text) holds a question already known to have no answer (a 查无 item still open, a
+        seed near miss) to the share `known` (NearMissBank.match), more fully than any question of the entry it
+        would be answered with. The answerability model alone weighs this as one feature among many and let some
+        through: a citizen who said 都不是 was then given the same wrong answer on asking again."""
         if known < KNOWN_SHARE:
             return False
         own = [self.q_canon[qi] for qi in self.entry_questions[top.pos]]
         return self.near_misses.entry_share(canon, own) < known
 
-    def query_features(self, query: str, ranked: Sequence[Hit]) -> dict[str, float]:
-        """Query-level evidence that the best candidate really covers what is asked."""
+    def query_features(self, query: str, ranked: Sequence[Hit], near_miss: float | None = None) -> dict[str, float]:
+        """Query-level evidence that the best candidate really covers what is asked. `near_miss` is the bank's
+        closeness when the caller has it already."""
         if not ranked:
             return dict.fromkeys(QUERY_FEATURES, 0.0)
         top = ranked[0]
@@ -665,7 +666,8 @@ class SearchIndex:
         idf = [(w, self._weight(self.vocab.get(w, -1))) for w in words]
         total = sum(i for _, i in idf) or 1.0
         uncovered = [i for w, i in idf if w not in text]
-        near_miss = self.near_misses.closeness(self.processor.canonical(query[:MAX_QUERY_CHARS]))
+        if near_miss is None:
+            near_miss = self.near_misses.closeness(self.processor.canonical(query[:MAX_QUERY_CHARS]))
         return {
             "p1": top.score,
             "p2": ranked[1].score if len(ranked) > 1 else 0.0,
