@@ -336,3 +336,23 @@ def test_answer_postings_are_sorted_within_every_entry_list():
     assert indices.tolist() == [3, 7, 0, 4, 9]
     assert shuffled.scores["data"].tolist() == [0, 1, 3, 2, 4]  # scores move with their entries
     assert SearchIndex._sorted_postings(None) is None
+
+
+def test_coverage_matches_the_set_definition(index):
+    """The vectorised coverage equals the idf shares computed token set by token set."""
+    import numpy as np
+
+    for query in ("低保怎么申请", "公积金贷款能买车位吗", "我家楼下早点铺天天把桌子摆到人行道上", "xyz 12345"):
+        weights: dict[int, float] = {}
+        for t in dict.fromkeys(index.processor.tokens(query)):
+            tid = index.vocab.get(t, -1)
+            weights[tid if tid >= 0 else -1 - len(weights)] = index._weight(tid)
+        total = sum(weights.values())
+        rows = np.arange(len(index.q_doc))
+        cov, qcov = index._coverage(rows, weights, total)
+        for qi in rows.tolist():
+            row = set(index.q_tok[index.q_ptr[qi] : index.q_ptr[qi + 1]].tolist())
+            shared = row & set(weights)
+            assert cov[qi] == pytest.approx(sum(weights[k] for k in shared) / total)
+            row_total = sum(float(index.idf[k]) for k in row)
+            assert qcov[qi] == pytest.approx(sum(float(index.idf[k]) for k in shared) / row_total if row_total else 0)
