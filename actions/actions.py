@@ -147,7 +147,10 @@ class ActionRecordMissing(Action):
             logger.info("missing item not recorded: %s", e)
             dispatcher.utter_message(response="utter_no_answer_unrecorded")
             return [*done, SlotSet("context", "no_answer")]
-        dispatcher.utter_message(response="utter_no_answer", gap_id=gap["id"])
+        if gap.get("status", "open") != "open":  # the office rejected this question before: no answer is coming
+            dispatcher.utter_message(response="utter_no_answer_unrecorded")
+        else:
+            dispatcher.utter_message(response="utter_no_answer", gap_id=gap["id"])
         return [*done, SlotSet("context", "no_answer")]
 
 

@@ -41,7 +41,8 @@ class SearchResponse(BaseModel):
     decision: Literal["answer", "clarify", "no_answer"]
     confidence: float
     results: list[SearchResult]
-    gap_id: int | None = None
+    gap_id: int | None = Field(
+        None, description="no_answer 时为市民开立或累计的查无事项；热线办已驳回的同类问题不再开立，为空")
     kb_version: int | None = None
 
 

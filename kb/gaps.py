@@ -81,7 +81,9 @@ def record_missing(
     s: Session, processor: TextProcessor, question: str, channel: str, unit: str | None, now: datetime,
     cal: WorkCalendar, report: str | None = None,
 ) -> Gap | None:
-    """Opens a 查无 item, or bumps the open item whose question is a near-duplicate of this one.
+    """Opens a 查无 item, or bumps the open item whose question is a near-duplicate of this one, or the item the
+    office already rejected for it (the KB will not answer it: no new item, no promise of an answer, but the office
+    sees how often it is still asked).
 
     `report` is what the clerk reads for this occurrence when it says more than the question itself."""
     question = question.strip()[:500]
@@ -96,6 +98,13 @@ def record_missing(
             s.add(GapReport(gap_id=g.id, text=report, channel=channel, at=now))
             s.flush()
             return g
+    declined = _declined_like(s, canon)
+    if declined is not None:
+        declined.count += 1
+        declined.last_seen_at = now
+        s.add(GapReport(gap_id=declined.id, text=report, channel=channel, at=now))
+        s.flush()
+        return declined
     due = cal.add_working_days(now.date(), MISSING_WORKING_DAYS)
     g = Gap(kind="missing", status="open", question=question, canonical=canon, unit=unit or OFFICE_UNIT,
             channel=channel, count=1, created_at=now, last_seen_at=now, due_date=due.day,
@@ -112,6 +121,14 @@ def _resolved_like(s: Session, canon: str) -> int | None:
     rows = s.execute(select(Gap.id, Gap.canonical).where(Gap.kind == "missing", Gap.status == "resolved")
                      .order_by(Gap.id.desc()).limit(RECUR_LOOKBACK)).all()
     return next((gid for gid, c in rows if c and fuzz.token_set_ratio(canon, c) >= CLUSTER_SIMILARITY), None)
+
+
+def _declined_like(s: Session, canon: str) -> Gap | None:
+    """The newest 查无 item the office rejected whose question this one repeats, if any."""
+    rows = s.scalars(select(Gap).where(Gap.kind == "missing", Gap.status == "rejected")
+                     .order_by(Gap.id.desc()).limit(RECUR_LOOKBACK))
+    return next((g for g in rows if g.canonical and fuzz.token_set_ratio(canon, g.canonical) >= CLUSTER_SIMILARITY),
+                None)
 
 
 def record_rejected_suggestions(
@@ -202,10 +219,11 @@ def _check_gap_owner(actor: kbe.Actor, g: Gap) -> None:
 def resolve_gap(
     s: Session, actor: kbe.Actor, gap_id: int, entry_id: str, version: int, now: datetime, note: str = ""
 ) -> Gap:
-    """Closes the item by linking the published version that answers or fixes it."""
+    """Closes the item by linking the published version that answers or fixes it. A 查无 item the office rejected
+    can be closed so too, when the KB comes to answer it after all: it then leaves the near-miss bank."""
     g = get_gap(s, gap_id)
     _check_gap_owner(actor, g)
-    if g.status != "open":
+    if g.status != "open" and not (g.kind == "missing" and g.status == "rejected"):
         raise Conflict(f"事项 {gap_id} 已是“{g.status}”状态，不能再次办结")
     v = kbe.get_version(s, entry_id, version)
     if v.status != "published":
@@ -218,7 +236,10 @@ def resolve_gap(
 
 
 def reject_gap(s: Session, actor: kbe.Actor, gap_id: int, now: datetime, note: str) -> Gap:
-    """The office closes an item that is not a real gap (spam, out of scope), with the reason kept."""
+    """The office closes an item that is not a real gap (spam, out of scope), with the reason kept. A rejected 查无
+    question counts as one the KB will not answer: it joins the near-miss bank (refused when asked again) and later
+    askings bump this item instead of opening new ones. When the KB does answer it, resolve it with that version
+    instead."""
     if not actor.is_office:
         raise PermissionDenied("只有热线办可以驳回查无/纠错事项")
     if not note.strip():

@@ -55,6 +55,7 @@ def load_synonyms(s: Session) -> dict[str, str]:
 
 NEAR_MISS_FILE = Path(__file__).resolve().parent / "data" / "near_misses.jsonl"
 MAX_OPEN_MISSING = 5000  # the newest open 查无 items in the bank (5,000 rows: ~0.2 ms a search)
+MAX_DECLINED_MISSING = 5000  # and the newest the office rejected
 
 
 def load_near_miss_file(path: Path = NEAR_MISS_FILE) -> list[tuple[str, str | None]]:
@@ -80,11 +81,20 @@ def open_missing_questions(s: Session) -> list[str]:
     return list(s.scalars(q))
 
 
-def missing_signature(s: Session) -> tuple[int, int]:
-    """Moves whenever a 查无 item opens or closes: (how many are open, the newest open one's id)."""
+def declined_missing_questions(s: Session) -> list[str]:
+    """The questions of the newest 查无 items the office rejected: the KB will not answer them."""
+    q = (select(Gap.question).where(Gap.kind == "missing", Gap.status == "rejected")
+         .order_by(Gap.last_seen_at.desc()).limit(MAX_DECLINED_MISSING))
+    return list(s.scalars(q))
+
+
+def missing_signature(s: Session) -> tuple[int, int, int]:
+    """Moves whenever a 查无 item opens, closes or is rejected: (how many are open, the newest open one's id, how
+    many are rejected)."""
     n, newest = s.execute(select(func.count(Gap.id), func.max(Gap.id))
                           .where(Gap.kind == "missing", Gap.status == "open")).one()
-    return int(n or 0), int(newest or 0)
+    declined = s.scalar(select(func.count(Gap.id)).where(Gap.kind == "missing", Gap.status == "rejected"))
+    return int(n or 0), int(newest or 0), int(declined or 0)
 
 
 def training_entries(docs: list[Doc]) -> list[TrainingEntry]:
@@ -97,7 +107,7 @@ class SearchService:
         self.factory = factory
         # The seed is written for the demo KB: a deployment that starts without it passes None.
         self.near_miss_rows = load_near_miss_file(near_miss_file) if near_miss_file else []
-        self._missing_signature: tuple[int, int] | None = None
+        self._missing_signature: tuple[int, int, int] | None = None
         self.encoder_dir = data_dir / "encoder"
         self.encoder_spec = encoder_spec
         self.fusion = fusion or Fusion.load()
@@ -213,8 +223,9 @@ class SearchService:
         return True
 
     def _near_miss_texts(self, s: Session, docs: list[Doc]) -> list[str]:
-        """The bank's texts: the seed rows that concern these entries, then the open 查无 items."""
-        return [*seed_near_misses(self.near_miss_rows, {d.entry_id for d in docs}), *open_missing_questions(s)]
+        """The bank's texts: the seed rows that concern these entries, the open 查无 items, the rejected ones."""
+        return [*seed_near_misses(self.near_miss_rows, {d.entry_id for d in docs}), *open_missing_questions(s),
+                *declined_missing_questions(s)]
 
     def start_watcher(self, interval: float = 1.0) -> None:
         def loop() -> None:

@@ -102,6 +102,8 @@ def resolve_gap(gap_id: int, body: ResolveIn, s: SessionDep, now: NowDep, actor:
 
 @router.post("/api/v1/kb/gaps/{gap_id}/reject", response_model=GapPublic)
 def reject_gap(gap_id: int, body: NoteIn, s: SessionDep, now: NowDep, actor: ActorDep) -> GapPublic:
+    """热线办驳回：知识库不解答此问题（非受理范围、无效信息）。此后同类提问直接答“查无”，计入本事项，不再开立新事项；
+    若知识库其实已能解答，请改用“办结”并关联该版本。"""
     return _gap(gaps.reject_gap(s, actor, gap_id, now, body.note), now.date())
 
 

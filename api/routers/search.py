@@ -40,7 +40,7 @@ def search(body: SearchRequest, s: SessionDep, service: SearchDep, now: NowDep) 
         unit = outcome.hits[0].doc.unit if outcome.hits and outcome.hits[0].score >= 0.1 else None
         gap = gaps.record_missing(s, service.ready_index().processor, body.query, body.channel, unit, now,
                                   gaps.load_calendar(s))
-        gap_id = gap.id if gap else None
+        gap_id = gap.id if gap and gap.status == "open" else None  # a rejected question is not promised an answer
     return _response(outcome, service, gap_id)
 
 

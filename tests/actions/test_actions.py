@@ -127,6 +127,13 @@ def test_none_of_the_candidates_records_a_missing_item_with_what_was_shown(api) 
     assert slots(events) == {"candidates": None, "last_entry_id": None, "context": "no_answer"}
 
 
+def test_none_of_the_candidates_for_a_question_the_office_rejected_promises_nothing(api) -> None:  # type: ignore[no-untyped-def]
+    api({"/api/v1/kb/missing": (201, {"id": 42, "kind": "missing", "status": "rejected"})})
+    msgs, events = run(a.ActionRecordMissing(), tracker("都不是", intent="deny", slots=SHOWN))
+    assert msgs[0]["response"] == "utter_no_answer_unrecorded"
+    assert slots(events)["context"] == "no_answer"
+
+
 def test_none_of_the_candidates_refused_by_the_api_still_offers_the_way_on(api) -> None:  # type: ignore[no-untyped-def]
     api({"/api/v1/kb/missing": (422, {"detail": "问题太短，无法记录为查无事项（至少4个汉字）"})})
     msgs, events = run(a.ActionRecordMissing(), tracker("都不是", intent="deny", slots={**SHOWN, "last_question": "补贴"}))

@@ -119,3 +119,39 @@ def test_a_near_miss_the_citizen_rejected_is_refused_next_time_until_the_kb_answ
     # fresh item, which must not keep the question refused once the office has answered it
     assert wait_for(lambda: search(client, q, channel="wechat").json()["results"][0]["entry_id"] == "GJJ901"
                     and search(client, q, channel="wechat").json()["decision"] != "no_answer")
+
+
+def test_a_question_the_office_rejected_stays_refused_without_new_items_or_promises(client):
+    """The office rejects a 查无 item (the KB will not answer it): the question joins the near-miss bank, asking it
+    again bumps that item instead of opening a new one and promises nothing (no gap_id); if the KB comes to answer it,
+    resolving the rejected item takes it out of the bank."""
+    q = "小狗剃毛去哪家宠物店好"
+    first = search(client, q, channel="wechat").json()
+    assert first["decision"] == "clarify", first  # the bank's part is seen only on a question the engine would show
+    shown = [r["entry_id"] for r in first["results"][:3]]
+    gap_id = client.post("/api/v1/kb/missing", json={"question": q, "shown": shown, "channel": "wechat"}).json()["id"]
+    assert wait_for(lambda: search(client, q, channel="api").json()["decision"] == "no_answer")  # records nothing
+    bank = client.get("/health").json()["near_misses"]  # q in it, nothing else pending
+    r = client.post(f"/api/v1/kb/gaps/{gap_id}/reject", json={"note": "宠物美容不属政务咨询"}, headers=admin())
+    assert r.status_code == 200 and r.json()["status"] == "rejected", r.text
+    other = client.post("/api/v1/kb/missing", json={"question": "小区里的快递驿站晚上几点关门呀", "shown": [],
+                                                     "channel": "web"}).json()
+    # the refresh that took in the new open item also saw the rejection: the rejected question is still in the bank
+    assert wait_for(lambda: client.get("/health").json()["near_misses"] == bank + 1)
+
+    again = search(client, q, channel="wechat").json()
+    assert again["decision"] == "no_answer" and again["gap_id"] is None
+    said_none = client.post("/api/v1/kb/missing", json={"question": q, "shown": shown, "channel": "web"}).json()
+    assert said_none["id"] == gap_id and said_none["status"] == "rejected"
+    detail = client.get(f"/api/v1/kb/gaps/{gap_id}", headers=admin()).json()
+    assert detail["gap"]["count"] == 3 and len(detail["reports"]) == 3
+    listed = client.get("/api/v1/kb/gaps", params={"kind": "missing", "status": "open"}, headers=admin()).json()
+    assert gap_id not in [g["id"] for g in listed] and other["id"] in [g["id"] for g in listed]
+
+    # the KB answers it after all (here, pretend CG011 does): resolving the rejected item takes it out of the bank
+    r = client.post(f"/api/v1/kb/gaps/{gap_id}/resolve", json={"entry_id": "CG011", "version": 1}, headers=admin())
+    assert r.status_code == 200 and r.json()["status"] == "resolved", r.text
+    assert wait_for(lambda: client.get("/health").json()["near_misses"] == bank)
+    assert search(client, q, channel="api").json()["decision"] == "clarify"
+    r = client.post(f"/api/v1/kb/gaps/{gap_id}/resolve", json={"entry_id": "CG011", "version": 1}, headers=admin())
+    assert r.status_code == 409

@@ -127,3 +127,34 @@ def test_a_missing_item_that_repeats_a_resolved_one_says_so_and_stays_out_of_the
         today = (now + timedelta(hours=2)).date()
         assert [g.id for g in gaps.list_gaps(s, today, recurring=True)] == [again_id]
         assert again_id not in [g.id for g in gaps.list_gaps(s, today, kind="missing", recurring=False)]
+
+
+def test_a_rejected_missing_item_takes_later_askings_and_stays_in_the_bank_until_resolved(factory, now):
+    from kb.service import declined_missing_questions, missing_signature, open_missing_questions
+
+    with transaction(factory) as s:
+        _entry(s, now)
+        g = gaps.record_missing(s, TP, "小区门口的网红奶茶店哪家最好喝", "web", None, now, gaps.load_calendar(s))
+        gid = g.id
+        before = missing_signature(s)
+    with transaction(factory) as s:
+        gaps.reject_gap(s, ADMIN, gid, now + timedelta(hours=1), "非政务咨询")
+        assert missing_signature(s) != before
+    with transaction(factory) as s:
+        again = gaps.record_missing(s, TP, "请问小区门口网红奶茶店哪家好喝", "wechat", None, now + timedelta(hours=2),
+                                    gaps.load_calendar(s))
+        assert again.id == gid and again.status == "rejected" and again.count == 2
+    with factory() as s:
+        assert open_missing_questions(s) == []
+        assert declined_missing_questions(s) == ["小区门口的网红奶茶店哪家最好喝"]
+        assert len(gaps.reports(s, gid)) == 2
+    with pytest.raises(PermissionDenied), transaction(factory) as s:
+        gaps.resolve_gap(s, RS, gid, "MZ001", 1, now)  # still the owner's to close
+    with transaction(factory) as s:
+        assert gaps.resolve_gap(s, ADMIN, gid, "MZ001", 1, now + timedelta(hours=3)).status == "resolved"
+    with factory() as s:
+        assert declined_missing_questions(s) == []
+    with pytest.raises(Conflict), transaction(factory) as s:
+        corr = gaps.file_correction(s, "市民", "MZ001", 1, "电话号码不对", "web", now, gaps.load_calendar(s))
+        gaps.reject_gap(s, ADMIN, corr.id, now, "已核实无误")
+        gaps.resolve_gap(s, ADMIN, corr.id, "MZ001", 1, now)  # a rejected correction stays closed
