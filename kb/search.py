@@ -15,7 +15,8 @@ import math
 import os
 import re
 import time
-from collections.abc import Sequence
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -23,6 +24,7 @@ from pathlib import Path
 import bm25s
 import faiss
 import numpy as np
+from bm25s.tokenization import Tokenized
 from rapidfuzz import fuzz, process
 from scipy.sparse import csr_matrix
 
@@ -311,6 +313,62 @@ class TextColumn(Sequence[str]):
     __hash__ = None  # type: ignore[assignment]
 
 
+class IdRows(Sequence[list[int]]):
+    """Token-id rows kept as CSR arrays (int32) while they are built, handed to bm25s as lists one row at a time.
+    At 100k entries, 500k question rows and 100k answer rows as Python lists of ints were 300 MB of the build's peak.
+    Append every row before reading: the arrays read are views of the buffers they were appended to."""
+
+    def __init__(self) -> None:
+        self._tok = array("i")
+        self._lengths = array("q")
+        self._ptr: np.ndarray | None = None
+
+    def append(self, ids: list[int]) -> None:
+        self._tok.extend(ids)
+        self._lengths.append(len(ids))
+        self._ptr = None
+
+    def extend(self, rows: Iterable[list[int]]) -> None:
+        for ids in rows:
+            self.append(ids)
+
+    def csr(self) -> tuple[np.ndarray, np.ndarray]:
+        """(row pointers int64, token ids int32)."""
+        if self._ptr is None:
+            self._ptr = np.zeros(len(self._lengths) + 1, dtype=np.int64)
+            np.cumsum(np.frombuffer(self._lengths, dtype=np.int64), out=self._ptr[1:])
+        return self._ptr, np.frombuffer(self._tok, dtype=np.int32)
+
+    def __len__(self) -> int:
+        return len(self._lengths)
+
+    def __getitem__(self, i: int) -> list[int]:  # type: ignore[override]
+        ptr, tok = self.csr()
+        return tok[ptr[i] : ptr[i + 1]].tolist()
+
+    def __iter__(self) -> Iterator[list[int]]:
+        ptr, tok = self.csr()
+        bounds = ptr.tolist()
+        for a, b in zip(bounds, bounds[1:], strict=False):
+            yield tok[a:b].tolist()
+
+
+class _NonEmptyRows(Sequence[list[int]]):
+    """Rows with an empty one standing as the placeholder token, so every document has a length (bm25s)."""
+
+    def __init__(self, rows: IdRows, empty: int):
+        self.rows, self.empty = rows, empty
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> list[int]:  # type: ignore[override]
+        return self.rows[i] or [self.empty]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return (r or [self.empty] for r in self.rows)
+
+
 class SearchIndex:
     """Immutable once built; a rebuild makes a new one and the service swaps the reference.
 
@@ -363,7 +421,7 @@ class SearchIndex:
         words_lengths: list[int] = []
         words_seen: set[str] = set()
         self.vocab: dict[str, int] = {}
-        q_ids: list[list[int]] = []
+        q_ids = IdRows()
         # Vectors go into the index chunk by chunk. Above FLAT_LIMIT they wait in float16 for the IVF training
         # sample (half the memory of float32; the index quantises to 8 bits anyway).
         ivf = encoder is not None and len(q_text) > FLAT_LIMIT
@@ -404,7 +462,7 @@ class SearchIndex:
             del canon_parts, words_parts, canon_lengths, words_lengths
             phase("analyse_and_encode_questions")
             self.word_vocab = frozenset(words_seen)
-            self.q_ptr, self.q_tok = self._csr(q_ids)
+            self.q_ptr, self.q_tok = q_ids.csr()
             df = np.bincount(self.q_tok, minlength=len(self.vocab)) if len(self.q_tok) else np.zeros(len(self.vocab))
             n = max(1, len(q_ids))
             self.idf = np.log(1 + (n - df + 0.5) / (df + 0.5)).astype(np.float32)
@@ -429,7 +487,8 @@ class SearchIndex:
             answers_canon = answers_pending()
 
         self.a_vocab: dict[str, int] = {}
-        a_ids = [self._ids(char_grams(c), self.a_vocab, grow=True) for c in answers_canon]
+        a_ids = IdRows()
+        a_ids.extend(self._ids(char_grams(c), self.a_vocab, grow=True) for c in answers_canon)
         del answers_canon, answers
         self.bm25_a = self._bm25(a_ids, self.a_vocab)
         del a_ids
@@ -460,19 +519,13 @@ class SearchIndex:
         return out
 
     @staticmethod
-    def _csr(rows: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
-        ptr = np.zeros(len(rows) + 1, dtype=np.int64)
-        ptr[1:] = np.cumsum([len(r) for r in rows])
-        flat = np.fromiter((i for r in rows for i in r), dtype=np.int32, count=int(ptr[-1]))
-        return ptr, flat
-
-    @staticmethod
-    def _bm25(ids: list[list[int]], vocab: dict[str, int]) -> bm25s.BM25 | None:
-        if not ids:
+    def _bm25(ids: IdRows, vocab: dict[str, int]) -> bm25s.BM25 | None:
+        if not len(ids):
             return None
         empty = vocab.setdefault("∅", len(vocab))
         model = bm25s.BM25(k1=1.2, b=0.75, csc_backend="scipy")
-        model.index(([r or [empty] for r in ids], vocab), show_progress=False)
+        # bm25s takes any sequence of rows in its (ids, vocab) object form; its plain tuple form insists on a list
+        model.index(Tokenized(ids=_NonEmptyRows(ids, empty), vocab=vocab), show_progress=False)  # type: ignore[arg-type]
         return model
 
     @staticmethod

@@ -38,3 +38,15 @@ def test_text_column_take_matches_indexing() -> None:
     assert col.take([4, 0, 1, 3, 3]) == [texts[4], texts[0], texts[1], texts[3], texts[3]]
     assert col.take([]) == []
     assert [col[i] for i in range(len(col))] == texts
+
+
+def test_id_rows_hold_rows_compactly_and_give_them_back() -> None:
+    from kb.search import IdRows, _NonEmptyRows
+
+    rows = [[3, 1, 2], [], [7], [0, 5]]
+    built = IdRows()
+    built.extend(rows)
+    assert len(built) == 4 and list(built) == rows and built[3] == [0, 5]
+    ptr, tok = built.csr()
+    assert ptr.tolist() == [0, 3, 3, 4, 6] and tok.tolist() == [3, 1, 2, 7, 0, 5]
+    assert list(_NonEmptyRows(built, 99)) == [[3, 1, 2], [99], [7], [0, 5]]
