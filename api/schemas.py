@@ -143,6 +143,13 @@ class ResolveIn(BaseModel):
     entry_id: str = Field(min_length=1, max_length=64)
     version: int = Field(ge=1)
     note: str = Field("", max_length=2000)
+    add_question: bool = Field(
+        False, description="查无事项：把市民的原话加为该知识点的相似问法（新版本；单位提交审核，热线办直接发布）")
+
+
+class GapResolved(GapPublic):
+    question_version: int | None = Field(None, description="加入原话的新版本号（add_question；已有该问法时为空）")
+    question_version_status: str | None = None
 
 
 class NoticeIn(BaseModel):

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from kb import entries as kbe
 from kb.errors import Conflict, InvalidInput, NotFound, PermissionDenied
-from kb.models import CalendarDayRow, CalendarYear, Gap, GapReport, PolicyNotice, UpdateTask
+from kb.models import CalendarDayRow, CalendarYear, EntryVersion, Gap, GapReport, PolicyNotice, UpdateTask
 from kb.text import TextProcessor, cjk_count
 from kb.workdays import CalendarDay, WorkCalendar
 
@@ -217,12 +217,15 @@ def _check_gap_owner(actor: kbe.Actor, g: Gap) -> None:
 
 
 def resolve_gap(
-    s: Session, actor: kbe.Actor, gap_id: int, entry_id: str, version: int, now: datetime, note: str = ""
+    s: Session, actor: kbe.Actor, gap_id: int, entry_id: str, version: int, now: datetime, note: str = "",
+    add_question: bool = False,
 ) -> Gap:
     """Closes the item by linking the published version that answers or fixes it. A 查无 item the office rejected
     can be closed so too, when the KB comes to answer it after all: it then leaves the near-miss bank."""
     g = get_gap(s, gap_id)
     _check_gap_owner(actor, g)
+    if add_question and g.kind != "missing":  # checked first: nothing is closed by a request refused
+        raise InvalidInput("只有查无事项可以把市民的提问加为相似问法", field="add_question")
     if g.status != "open" and not (g.kind == "missing" and g.status == "rejected"):
         raise Conflict(f"事项 {gap_id} 已是“{g.status}”状态，不能再次办结")
     v = kbe.get_version(s, entry_id, version)
@@ -233,6 +236,27 @@ def resolve_gap(
     g.status, g.resolved_at, g.resolved_by = "resolved", now, actor.name
     g.resolved_entry_id, g.resolved_version, g.resolution_note = entry_id, version, note
     return g
+
+
+def add_asked_wording(s: Session, actor: kbe.Actor, g: Gap, now: datetime) -> EntryVersion | None:
+    """The citizen's own wording of a resolved 查无 item becomes a similar question of the entry that answers it: a
+    new version, published at once by the office, submitted for review by a unit. Wordings from the people being
+    served are what the search learns most from (docs/search.md). None when the entry already has that wording."""
+    if g.kind != "missing" or g.status != "resolved" or not g.resolved_entry_id or not g.resolved_version:
+        raise InvalidInput("只有已办结的查无事项可以把市民的提问加为相似问法", field="add_question")
+    v = kbe.get_version(s, g.resolved_entry_id, g.resolved_version)
+    wording = g.question.strip()
+    if wording in (v.question, *v.similar_questions):
+        return None
+    content = {f: getattr(v, f) for f in kbe.CONTENT_FIELDS}
+    data = kbe.EntryData(**{**content, "similar_questions": [*v.similar_questions, wording]})
+    new = kbe.add_version(s, actor, v.entry_id, data, now, note=f"查无事项 {g.id} 的提问加为相似问法")
+    if actor.role == "admin":
+        return kbe.publish(s, actor, v.entry_id, new.version, now)
+    kbe.submit(s, actor, v.entry_id, new.version, now)
+    if actor.role == "reviewer":
+        return kbe.publish(s, actor, v.entry_id, new.version, now)
+    return new  # a unit's version waits for the reviewer
 
 
 def reject_gap(s: Session, actor: kbe.Actor, gap_id: int, now: datetime, note: str) -> Gap:

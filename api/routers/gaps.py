@@ -13,6 +13,7 @@ from api.schemas import (
     CalendarYearIn,
     CorrectionIn,
     GapPublic,
+    GapResolved,
     MissingIn,
     NoteIn,
     NoticeIn,
@@ -95,9 +96,12 @@ def record_missing(
     return _gap(g, now.date())
 
 
-@router.post("/api/v1/kb/gaps/{gap_id}/resolve", response_model=GapPublic)
-def resolve_gap(gap_id: int, body: ResolveIn, s: SessionDep, now: NowDep, actor: ActorDep) -> GapPublic:
-    return _gap(gaps.resolve_gap(s, actor, gap_id, body.entry_id, body.version, now, body.note), now.date())
+@router.post("/api/v1/kb/gaps/{gap_id}/resolve", response_model=GapResolved)
+def resolve_gap(gap_id: int, body: ResolveIn, s: SessionDep, now: NowDep, actor: ActorDep) -> GapResolved:
+    g = gaps.resolve_gap(s, actor, gap_id, body.entry_id, body.version, now, body.note, body.add_question)
+    added = gaps.add_asked_wording(s, actor, g, now) if body.add_question else None
+    return GapResolved(**_gap(g, now.date()).model_dump(), question_version=added.version if added else None,
+                       question_version_status=added.status if added else None)
 
 
 @router.post("/api/v1/kb/gaps/{gap_id}/reject", response_model=GapPublic)

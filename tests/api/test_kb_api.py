@@ -211,3 +211,40 @@ def test_work_order_presets_and_deadline_preview(client):
                       params={"received_at": "2026-09-30T10:00:00"}).status_code == 422
     assert client.get("/api/v1/workorders/presets/youyilu/deadlines",
                       params={"received_at": "yesterday"}).status_code == 422
+
+
+def test_resolving_a_missing_item_can_add_the_citizens_wording_to_the_entry(client):
+    """办结 with add_question: the citizen's own words become a similar question of the answering entry, in a new
+    version the office publishes at once and a unit submits for review; the search then finds the entry by them."""
+    from tests.api.test_search_api import search
+
+    q = "我们家是低保户，孩子今年考上大学了，学费那块政府能帮着减免点吗"
+    gap = client.post("/api/v1/kb/missing", json={"question": q, "shown": ["MZ001"], "channel": "wechat"}).json()
+    entry = client.get("/api/v1/kb/entries/MZ001").json()
+    v = entry["published_version"]
+    r = client.post(f"/api/v1/kb/gaps/{gap['id']}/resolve",
+                    json={"entry_id": "MZ001", "version": v, "add_question": True}, headers=admin())
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["status"] == "resolved" and body["resolved_version"] == v
+    assert body["question_version"] == v + 1 and body["question_version_status"] == "published"
+    added = client.get(f"/api/v1/kb/entries/MZ001/versions/{v + 1}").json()
+    assert added["similar_questions"][-1] == q and added["answer"] == entry["current"]["answer"]
+    assert wait_for(lambda: search(client, q, channel="api").json()["results"][0]["matched_question"] == q)
+
+    # a unit's clerk: the new version waits for the reviewer; the published one is unchanged
+    clerk = make_token(client, "unit", "区民政局")
+    q2 = "家里老人瘫痪在床，低保能不能单独给老人办一份"
+    gap2 = client.post("/api/v1/kb/missing", json={"question": q2, "shown": ["MZ001"], "channel": "web"}).json()
+    r = client.post(f"/api/v1/kb/gaps/{gap2['id']}/resolve",
+                    json={"entry_id": "MZ001", "version": v + 1, "add_question": True}, headers=clerk)
+    assert r.status_code == 200, r.text
+    assert r.json()["question_version"] == v + 2 and r.json()["question_version_status"] == "in_review"
+    assert client.get("/api/v1/kb/entries/MZ001").json()["published_version"] == v + 1
+
+    # a correction has no citizen wording to add: refused, and the item stays open
+    corr = client.post("/api/v1/kb/corrections", json={"entry_id": "MZ001", "comment": "电话号码有误"}).json()
+    r = client.post(f"/api/v1/kb/gaps/{corr['id']}/resolve",
+                    json={"entry_id": "MZ001", "version": v + 1, "add_question": True}, headers=admin())
+    assert r.status_code == 422 and "查无" in r.json()["detail"]
+    assert client.get(f"/api/v1/kb/gaps/{corr['id']}", headers=admin()).json()["gap"]["status"] == "open"
