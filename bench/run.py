@@ -23,9 +23,14 @@ import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import numpy as np
+
+if TYPE_CHECKING:
+    from kb.evaluation import LabelledQuery
+    from kb.search import Fusion, SearchIndex
 
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -71,6 +76,38 @@ def quality(work: Path) -> None:
                          ("quality.unanswerable_only", UNANSWERABLE_DIR)):
         emit(bench=name, leg="hybrid", near_miss_bank=len(index.near_misses),
              **evaluate_hybrid(index, fusion, load_queries(folder)))
+    rejection_loop(index, fusion, load_queries(UNANSWERABLE_DIR),
+                   [q for q in held + load_queries(TEST_DIR) if q.expected])
+
+
+def rejection_loop(index: SearchIndex, fusion: Fusion, unanswerable: list[LabelledQuery],
+                   answerable: list[LabelledQuery]) -> None:
+    """The 查无 loop replayed: half of the unanswerable-only set (by the held-out hash) is asked first and rejected
+    by the office, so its questions join the near-miss bank; then the other half is asked. Measures what the
+    office's rejections of one stream of near misses do for later near misses from the same stream, and what they
+    cost answerable questions (held-out half and test sets). The fusion is not refitted: this is the live loop."""
+    from kb.evaluation import evaluate_hybrid, is_heldout
+    from kb.search import NearMissBank
+
+    first = [q for q in unanswerable if not is_heldout(q)]
+    later = [q for q in unanswerable if is_heldout(q)]
+    before = evaluate_hybrid(index, fusion, later)
+    cost_before = evaluate_hybrid(index, fusion, answerable)
+    bank = index.near_misses
+    index.near_misses = NearMissBank([*bank.canon, *(q.query for q in first)], index.processor, index.encoder,
+                                     previous=bank)
+    try:
+        after = evaluate_hybrid(index, fusion, later)
+        cost_after = evaluate_hybrid(index, fusion, answerable)
+    finally:
+        index.near_misses = bank
+    emit(bench="quality.rejection_loop", rejected_first=len(first), asked_later=len(later),
+         near_miss_bank=[len(bank), len(bank) + len(first)],
+         later_no_answer=[before["unanswerable_no_answer"], after["unanswerable_no_answer"]],
+         later_answered_outright=[before["answer_decisions"], after["answer_decisions"]],
+         answerable=cost_before["answerable"],
+         answerable_refused=[cost_before["answerable_no_answer"], cost_after["answerable_no_answer"]],
+         answerable_top1=[cost_before["top1"], cost_after["top1"]])
 
 
 # -- scale ------------------------------------------------------------------------------------------------
