@@ -94,20 +94,25 @@ def rejection_loop(index: SearchIndex, fusion: Fusion, unanswerable: list[Labell
     before = evaluate_hybrid(index, fusion, later)
     cost_before = evaluate_hybrid(index, fusion, answerable)
     bank = index.near_misses
-    index.near_misses = NearMissBank([*bank.canon, *(q.query for q in first)], index.processor, index.encoder,
-                                     previous=bank)
+    # as the service holds them: the rule alone (NearMissBank's rule_only); evidence too, for comparison
+    variants = {"rule_only": NearMissBank(bank.canon[: bank.n_soft], index.processor, index.encoder, previous=bank,
+                                          rule_only=[*bank.canon[bank.n_soft :], *(q.query for q in first)]),
+                "as_evidence": NearMissBank([*bank.canon[: bank.n_soft], *(q.query for q in first)], index.processor,
+                                            index.encoder, previous=bank, rule_only=bank.canon[bank.n_soft :])}
+    results = {}
     try:
-        after = evaluate_hybrid(index, fusion, later)
-        cost_after = evaluate_hybrid(index, fusion, answerable)
+        for name, variant in variants.items():
+            index.near_misses = variant
+            results[name] = (evaluate_hybrid(index, fusion, later), evaluate_hybrid(index, fusion, answerable))
     finally:
         index.near_misses = bank
-    emit(bench="quality.rejection_loop", rejected_first=len(first), asked_later=len(later),
-         near_miss_bank=[len(bank), len(bank) + len(first)],
-         later_no_answer=[before["unanswerable_no_answer"], after["unanswerable_no_answer"]],
-         later_answered_outright=[before["answer_decisions"], after["answer_decisions"]],
-         answerable=cost_before["answerable"],
-         answerable_refused=[cost_before["answerable_no_answer"], cost_after["answerable_no_answer"]],
-         answerable_top1=[cost_before["top1"], cost_after["top1"]])
+    for name, (after, cost_after) in results.items():
+        emit(bench="quality.rejection_loop", rejected_as=name, rejected_first=len(first), asked_later=len(later),
+             later_no_answer=[before["unanswerable_no_answer"], after["unanswerable_no_answer"]],
+             later_answered_outright=[before["answer_decisions"], after["answer_decisions"]],
+             answerable=cost_before["answerable"],
+             answerable_refused=[cost_before["answerable_no_answer"], cost_after["answerable_no_answer"]],
+             answerable_top1=[cost_before["top1"], cost_after["top1"]])
 
 
 # -- scale ------------------------------------------------------------------------------------------------

@@ -148,9 +148,17 @@ class NearMissBank:
     on its own; a search costs one sparse product over the bank's bigrams and one dense product over its vectors."""
 
     def __init__(self, texts: Sequence[str] = (), processor: TextProcessor | None = None,
-                 encoder: Encoder | None = None, previous: NearMissBank | None = None):
+                 encoder: Encoder | None = None, previous: NearMissBank | None = None,
+                 rule_only: Sequence[str] = ()):
+        """`rule_only`: questions refused when asked again (the known-question rule) that take no part in the soft
+        evidence (`nm`, the vote): the 查无 items the office rejected. A rejection decides that question; replayed
+        as evidence about its neighbours, other hands' near misses refused more answerable questions than they
+        caught (bench `quality.rejection_loop`)."""
         canon = (processor.canonical(t) for t in texts) if processor else ()
-        self.canon = list(dict.fromkeys(c for c in canon if c.strip()))
+        soft = list(dict.fromkeys(c for c in canon if c.strip()))
+        hard = (processor.canonical(t) for t in rule_only) if processor else ()
+        self.n_soft = len(soft)  # the first n_soft rows are evidence; the rest only feed the rule
+        self.canon = list(dict.fromkeys([*soft, *(c for c in hard if c.strip())]))
         self.encoder = encoder
         self.vectors = self._encode(previous)
         self._vocab: dict[str, int] = {}
@@ -164,15 +172,16 @@ class NearMissBank:
     def _encode(self, previous: NearMissBank | None) -> np.ndarray | None:
         """The bank's questions in the dense space, for the neighbour vote (`knn`). A swap after a 查无 item
         re-encodes only the questions the previous bank did not hold, with the same encoder."""
-        if self.encoder is None or not self.canon:
+        soft = self.canon[: self.n_soft]
+        if self.encoder is None or not soft:
             return None
         known: dict[str, np.ndarray] = {}
         if previous is not None and previous.encoder is self.encoder and previous.vectors is not None:
-            known = dict(zip(previous.canon, previous.vectors, strict=True))
-        new = [c for c in self.canon if c not in known]
+            known = dict(zip(previous.canon[: previous.n_soft], previous.vectors, strict=True))
+        new = [c for c in soft if c not in known]
         if new:
             known.update(zip(new, self.encoder.encode(new), strict=True))
-        return np.ascontiguousarray([known[c] for c in self.canon], dtype=np.float32)
+        return np.ascontiguousarray([known[c] for c in soft], dtype=np.float32)
 
     def nearest(self, qvec: np.ndarray | None, k: int) -> np.ndarray:
         """Cosines of the k bank questions nearest the query vector, best first."""
@@ -203,7 +212,8 @@ class NearMissBank:
             return 0.0, 0.0
         share = np.asarray(self._grams_of[:, ids].sum(axis=1)).ravel() / self._sizes
         long_enough = self._sizes >= KNOWN_MIN_GRAMS
-        return float(share.max()), float(share[long_enough].max()) if long_enough.any() else 0.0
+        evidence = float(share[: self.n_soft].max()) if self.n_soft else 0.0
+        return evidence, float(share[long_enough].max()) if long_enough.any() else 0.0
 
     def entry_share(self, canon: str, questions: Sequence[str]) -> float:
         """The same share for an entry's own questions: how fully the query holds one of them."""
@@ -377,13 +387,14 @@ class SearchIndex:
     """
 
     def __init__(self, docs: Sequence[Doc], processor: TextProcessor, encoder: Encoder | None, kb_version: int = 0,
-                 near_misses: Sequence[str] = ()):
+                 near_misses: Sequence[str] = (), rule_only_near_misses: Sequence[str] = ()):
         started = time.perf_counter()
         self.docs = list(docs)
         self.processor = processor
         self.encoder = encoder
         self.kb_version = kb_version
-        self.near_misses = NearMissBank(near_misses, processor, encoder)  # replaced whole when 查无 items change
+        self.near_misses = NearMissBank(near_misses, processor, encoder,  # replaced whole when 查无 items change
+                                        rule_only=rule_only_near_misses)
         q_doc: list[int] = []
         q_local: list[int] = []
         q_text: list[str] = []

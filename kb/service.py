@@ -184,10 +184,11 @@ class SearchService:
                 version = kbe.kb_version(s)
                 docs = load_docs(s)
                 synonyms = load_synonyms(s)
-                signature, near_misses = missing_signature(s), self._near_miss_texts(s, docs)
+                signature, (near_misses, rejected) = missing_signature(s), self._near_miss_texts(s, docs)
             processor = TextProcessor(synonyms)
             encoder = self._encoder(docs, synonyms, processor)
-            self.index = SearchIndex(docs, processor, encoder, version, near_misses=near_misses)
+            self.index = SearchIndex(docs, processor, encoder, version, near_misses=near_misses,
+                                     rule_only_near_misses=rejected)
             self._missing_signature = signature
             self.last_error = None
             logger.info("search index built: %s", self.index.stats())
@@ -217,15 +218,17 @@ class SearchService:
             signature = missing_signature(s)
             if signature == self._missing_signature:
                 return False
-            near_misses = self._near_miss_texts(s, index.docs)
-        index.near_misses = NearMissBank(near_misses, index.processor, index.encoder, previous=index.near_misses)
+            near_misses, rejected = self._near_miss_texts(s, index.docs)
+        index.near_misses = NearMissBank(near_misses, index.processor, index.encoder, previous=index.near_misses,
+                                         rule_only=rejected)
         self._missing_signature = signature
         return True
 
-    def _near_miss_texts(self, s: Session, docs: list[Doc]) -> list[str]:
-        """The bank's texts: the seed rows that concern these entries, the open 查无 items, the rejected ones."""
-        return [*seed_near_misses(self.near_miss_rows, {d.entry_id for d in docs}), *open_missing_questions(s),
-                *declined_missing_questions(s)]
+    def _near_miss_texts(self, s: Session, docs: list[Doc]) -> tuple[list[str], list[str]]:
+        """The bank's texts: the seed rows that concern these entries and the open 查无 items (evidence and rule), and
+        the 查无 items the office rejected (the rule only: refused when asked again)."""
+        return ([*seed_near_misses(self.near_miss_rows, {d.entry_id for d in docs}), *open_missing_questions(s)],
+                declined_missing_questions(s))
 
     def start_watcher(self, interval: float = 1.0) -> None:
         def loop() -> None:

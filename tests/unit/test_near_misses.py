@@ -75,3 +75,19 @@ def test_a_bank_swap_encodes_only_the_questions_it_did_not_hold():
     near = second.nearest(q, 2)
     assert len(near) == 2 and near[0] > 0.999 and near[0] >= near[1]
     assert len(NearMissBank(["今天天气怎么样"], p).nearest(q, 5)) == 0  # no encoder: no vote
+
+
+def test_rejected_questions_feed_the_rule_but_not_the_evidence():
+    """A 查无 item the office rejected is refused when asked again (the known-question share counts it) but takes no
+    part in the soft evidence: neither the `nm` share nor the neighbour vote sees it."""
+    p, enc = TextProcessor(), CountingEncoder()
+    rejected = "小狗剃毛去哪家宠物店比较好"
+    bank = NearMissBank(["公积金贷款能不能买车位"], p, enc, rule_only=[rejected, "公积金贷款能不能买车位"])
+    assert len(bank) == 2 and bank.n_soft == 1
+    assert enc.seen == [p.canonical("公积金贷款能不能买车位")]  # only evidence is encoded for the vote
+    evidence, known = bank.match(p.canonical(rejected))
+    assert known == 1.0 and evidence < 0.5
+    evidence, known = bank.match(p.canonical("公积金贷款能不能买车位"))
+    assert evidence == known == 1.0
+    q = enc.encode([p.canonical(rejected)])[0]
+    assert bank.nearest(q, 5).tolist() == bank.nearest(q, 1).tolist()  # the vote sees one row
