@@ -136,7 +136,8 @@ def top_k(scores: np.ndarray, k: int, block: int = 1024) -> np.ndarray:
 
 
 class NearMissBank:
-    """Questions known to have no answer in the KB: near misses written for it, and the open 查无 items.
+    """Questions known to have no answer in the KB: near misses written for it, the open 查无 items, and (for the
+    known-question rule only) the 查无 items the office rejected.
 
     A near miss (公积金贷款能买车位吗) looks answerable to every leg; one very like a question already known to be
     unanswerable probably is not. Closeness is the best share of a bank question's character bigrams that the
