@@ -98,8 +98,10 @@ def record_missing(
             s.add(GapReport(gap_id=g.id, text=report, channel=channel, at=now))
             s.flush()
             return g
-    declined = _declined_like(s, canon)
-    if declined is not None:
+    declined_id = _closed_like(s, canon, "rejected")
+    if declined_id is not None:
+        declined = s.get(Gap, declined_id)
+        assert declined is not None
         declined.count += 1
         declined.last_seen_at = now
         s.add(GapReport(gap_id=declined.id, text=report, channel=channel, at=now))
@@ -108,7 +110,7 @@ def record_missing(
     due = cal.add_working_days(now.date(), MISSING_WORKING_DAYS)
     g = Gap(kind="missing", status="open", question=question, canonical=canon, unit=unit or OFFICE_UNIT,
             channel=channel, count=1, created_at=now, last_seen_at=now, due_date=due.day,
-            due_provisional=due.provisional, recurs_gap_id=_resolved_like(s, canon))
+            due_provisional=due.provisional, recurs_gap_id=_closed_like(s, canon, "resolved"))
     s.add(g)
     s.flush()
     s.add(GapReport(gap_id=g.id, text=report, channel=channel, at=now))
@@ -116,19 +118,11 @@ def record_missing(
     return g
 
 
-def _resolved_like(s: Session, canon: str) -> int | None:
-    """The newest resolved 查无 item whose question this one repeats, if any."""
-    rows = s.execute(select(Gap.id, Gap.canonical).where(Gap.kind == "missing", Gap.status == "resolved")
+def _closed_like(s: Session, canon: str, status: str) -> int | None:
+    """The newest 查无 item closed with `status` (resolved, rejected) whose question this one repeats, if any."""
+    rows = s.execute(select(Gap.id, Gap.canonical).where(Gap.kind == "missing", Gap.status == status)
                      .order_by(Gap.id.desc()).limit(RECUR_LOOKBACK)).all()
     return next((gid for gid, c in rows if c and fuzz.token_set_ratio(canon, c) >= CLUSTER_SIMILARITY), None)
-
-
-def _declined_like(s: Session, canon: str) -> Gap | None:
-    """The newest 查无 item the office rejected whose question this one repeats, if any."""
-    rows = s.scalars(select(Gap).where(Gap.kind == "missing", Gap.status == "rejected")
-                     .order_by(Gap.id.desc()).limit(RECUR_LOOKBACK))
-    return next((g for g in rows if g.canonical and fuzz.token_set_ratio(canon, g.canonical) >= CLUSTER_SIMILARITY),
-                None)
 
 
 def record_rejected_suggestions(

@@ -113,7 +113,7 @@ def _incidental(word: str) -> bool:
     return len(word) >= 3 and (_CODE.fullmatch(word) is not None or len(set(word)) == 1)
 
 
-def top_k(scores: np.ndarray, k: int, block: int = 1024) -> np.ndarray:
+def top_positions(scores: np.ndarray, k: int, block: int = 1024) -> np.ndarray:
     """Positions of the k highest positive scores (unordered). A selection over 500k BM25 scores cost 4-6 ms a
     search; the k-th highest block maximum is a floor no top-k score lies under (k blocks each hold one score at
     least that high), so only the few scores above it are selected among."""
@@ -571,7 +571,7 @@ class SearchIndex:
         scores = self._bm25_scores(self.bm25_q, self._ids(tokens, self.vocab))
         if scores is None:
             return []
-        return [(int(q), float(scores[q])) for q in top_k(scores, k)]
+        return [(int(q), float(scores[q])) for q in top_positions(scores, k)]
 
     def dense_query(self, text: str) -> np.ndarray | None:
         if self.encoder is None or self.faiss is None:
@@ -640,7 +640,7 @@ class SearchIndex:
         a_query = self._ids(char_grams(canon), self.a_vocab)
         a_scores = self._bm25_scores(self.bm25_a, a_query)
         if a_scores is not None:
-            cand |= set(top_k(a_scores, 10).tolist())
+            cand |= set(top_positions(a_scores, 10).tolist())
         if today is not None:
             cand = {i for i in cand if self.docs[i].in_effect(today)}
         if not cand:

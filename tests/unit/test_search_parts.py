@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from kb.search import TextColumn, top_k
+from kb.search import TextColumn, top_positions
 
 
 def _reference(scores: np.ndarray, k: int) -> list[float]:
@@ -13,23 +13,23 @@ def _reference(scores: np.ndarray, k: int) -> list[float]:
 
 @pytest.mark.parametrize("n", [0, 1, 7, 5_000, 200_003])
 @pytest.mark.parametrize("density", [0.0, 0.001, 0.3, 1.0])
-def test_top_k_selects_the_highest_positive_scores(n: int, density: float) -> None:
+def test_top_positions_selects_the_highest_positive_scores(n: int, density: float) -> None:
     rng = np.random.default_rng(n + int(density * 1000))
     scores = np.zeros(n, dtype=np.float32)
     hit = rng.random(n) < density
     scores[hit] = rng.integers(1, 50, hit.sum()).astype(np.float32)  # many ties, as in a templated KB
     for k in (1, 10, 40):
-        got = top_k(scores, k)
+        got = top_positions(scores, k)
         assert len(set(got.tolist())) == len(got)
         assert sorted(scores[got].tolist())[::-1] == _reference(scores, k)
 
 
-def test_top_k_when_the_best_scores_share_one_block() -> None:
+def test_top_positions_when_the_best_scores_share_one_block() -> None:
     scores = np.zeros(100_000, dtype=np.float32)
     scores[5:45] = np.arange(40, 0, -1)  # all 40 in the first block: the floor must not drop any
     scores[50_000] = 0.5
-    assert sorted(top_k(scores, 40).tolist()) == list(range(5, 45))
-    assert 50_000 in top_k(scores, 41).tolist()
+    assert sorted(top_positions(scores, 40).tolist()) == list(range(5, 45))
+    assert 50_000 in top_positions(scores, 41).tolist()
 
 
 def test_text_column_take_matches_indexing() -> None:
