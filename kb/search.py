@@ -29,7 +29,7 @@ from rapidfuzz import fuzz, process
 from scipy.sparse import csr_matrix
 
 from kb.encoder import Encoder
-from kb.text import TextProcessor, analyzer, char_grams, cjk_count
+from kb.text import TextProcessor, analyzer, char_grams, cjk_count, normalize
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ class SearchOutcome:
 
 
 QUERY_FEATURES = ("p1", "p2", "margin", "unc_max", "unc_mass", "oov", "words", "dense1",
-                  "fuzz1", "pfuzz1", "cov1", "qcov1", "tset1", "ans1", "nm", "nm_gap", "knn")
+                  "fuzz1", "pfuzz1", "cov1", "qcov1", "tset1", "ans1", "nm", "nm_gap", "knn", "facet")
 KNN = 5  # neighbours in the vote between the KB's questions and the bank's
 
 
@@ -111,6 +111,20 @@ def _incidental(word: str) -> bool:
     more (2026, 13812340001, gd20261203), or one character said three times or more (啊啊啊; 滴滴 and 妈妈 are
     words). The caller still keeps one the KB knows (12345)."""
     return len(word) >= 3 and (_CODE.fullmatch(word) is not None or len(set(word)) == 1)
+
+
+_LATIN_RUN = re.compile(r"[0-9a-z]+")
+DISTRICTS_FILE = Path(__file__).parent / "data" / "districts.txt"
+
+
+def _district_pattern(path: Path = DISTRICTS_FILE) -> re.Pattern[str] | None:
+    names = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()
+             if ln.strip() and not ln.startswith("#")] if path.exists() else []
+    return re.compile("(?:" + "|".join(map(re.escape, names)) + ")(?:新区|区)?") if names else None
+
+
+_DISTRICT = _district_pattern()
+_REPEAT = re.compile(r"([\u4e00-\u9fff])\1{2,}")
 
 
 def top_positions(scores: np.ndarray, k: int, block: int = 1024) -> np.ndarray:
@@ -205,16 +219,15 @@ class NearMissBank:
         return self.match(canon)[0]
 
     def match(self, canon: str) -> tuple[float, float]:
-        """The best share of a bank question's bigrams found in the query, and the best share over the bank
-        questions long enough to say something on their own (a 查无 item as short as 低保 must not shadow every
-        question that mentions 低保)."""
+        """The best share of a soft-evidence bank question's bigrams found in the query, and the best share over
+        the whole bank. Only questions long enough to say something on their own count: a 查无 item as short as
+        低保 must neither shadow nor weigh against every question that mentions 低保."""
         ids = [self._vocab[g] for g in self._grams(canon) if g in self._vocab]
         if not self.canon or not ids:
             return 0.0, 0.0
         share = np.asarray(self._grams_of[:, ids].sum(axis=1)).ravel() / self._sizes
-        long_enough = self._sizes >= KNOWN_MIN_GRAMS
-        evidence = float(share[: self.n_soft].max()) if self.n_soft else 0.0
-        return evidence, float(share[long_enough].max()) if long_enough.any() else 0.0
+        share[self._sizes < KNOWN_MIN_GRAMS] = 0.0
+        return float(share[: self.n_soft].max()) if self.n_soft else 0.0, float(share.max())
 
     def entry_share(self, canon: str, questions: Sequence[str]) -> float:
         """The same share for an entry's own questions: how fully the query holds one of them."""
@@ -239,6 +252,10 @@ class Fusion:
     # (right entry first, most of the time) with 都不是. A near miss answered with the wrong entry is the costliest
     # mistake search makes.
     answer_bar: float = 0.0
+    # Which words a question asks about that its best entry leaves out: a weight per word (a near miss's 车位,
+    # 宅基地, 末班车 push towards no answer; a citizen's 老公, 上礼拜 do not), learnt from labelled questions.
+    facet_weights: dict[str, float] = field(default_factory=dict)
+    facet_intercept: float = 0.0
     source: str = "default"
 
     @classmethod
@@ -268,6 +285,10 @@ class Fusion:
         x = np.asarray([[f.get(k, 0.0) for k in names] for f in feats])
         z = np.clip(self.intercept + x @ np.asarray([self.weights[k] for k in names]), -30.0, 30.0)
         return (1.0 / (1.0 + np.exp(-z))).tolist()
+
+    def facet(self, uncovered: Iterable[str]) -> float:
+        """The facet model's log-odds that a question whose best entry leaves these words out is answerable."""
+        return self.facet_intercept + sum(self.facet_weights.get(w, 0.0) for w in set(uncovered))
 
     def answerable(self, qfeats: dict[str, float]) -> float:
         if not self.answerable_weights:
@@ -626,9 +647,23 @@ class SearchIndex:
             counts += (at < len(posting)) & (posting[np.minimum(at, len(posting) - 1)] == wanted)
         return counts
 
+    def without_incidentals(self, query: str) -> str:
+        """The query (normalised) without words that by their shape say nothing about what is asked: a number or
+        code of three characters or more that the KB does not know (an order number, a phone number, a year) and a
+        character said three times or more (啊啊啊). Such a word moved every similarity of 居住证怎么办理（2ca216）
+        to its entry, and the question was refused. A query of nothing else is kept as it is."""
+        text = normalize(query[:MAX_QUERY_CHARS])
+        kept = _LATIN_RUN.sub(lambda m: m[0] if not _incidental(m[0]) or self._knows(m[0]) else " ", text)
+        kept = _REPEAT.sub(" ", kept)
+        return kept if kept.strip() else text
+
+    def _knows(self, token: str) -> bool:
+        """The KB uses the token, itself or through the synonym table (12345 → 市民服务热线)."""
+        return token in self.vocab or token in self.word_vocab or self.processor.synonyms.apply(token) != token
+
     def candidates(self, query: str, today: date | None = None, pool: int = 40) -> list[Hit]:
         """Every plausible entry with its features (unsorted; the fusion scores them)."""
-        query = query[:MAX_QUERY_CHARS]
+        query = self.without_incidentals(query)
         an = self.processor.analyze(query)
         canon, tokens, words = an.canon, an.tokens, an.words
         if not canon or not self.docs:
@@ -745,6 +780,21 @@ class SearchIndex:
         return sum(b for _, b in merged) / KNN if merged else 0.0
 
     def search(self, query: str, fusion: Fusion, top_k: int = 5, today: date | None = None) -> SearchOutcome:
+        query = self.without_incidentals(query)
+        outcome = self._search(query, fusion, top_k, today)
+        # 我在宝山区，居住证怎么办理: the district moved every similarity to the entry and the question was refused.
+        # Read again without it, unless the entry itself is about a district (松江区民政局的办理时限); kept only if
+        # the same entry comes first. Costs a second search only for refused questions naming a district.
+        if outcome.decision == "no_answer" and outcome.hits and _DISTRICT is not None:
+            bare = _DISTRICT.sub(" ", query).strip()
+            top = outcome.hits[0].doc
+            if bare and bare != query and not _DISTRICT.search(top.question + top.answer):
+                again = self._search(bare, fusion, top_k, today)
+                if again.decision != "no_answer" and again.hits[0].doc.entry_id == top.entry_id:
+                    return again
+        return outcome
+
+    def _search(self, query: str, fusion: Fusion, top_k: int, today: date | None) -> SearchOutcome:
         hits = self.candidates(query, today)
         for h, p in zip(hits, fusion.probabilities([h.features for h in hits]), strict=True):
             h.score = p
@@ -752,7 +802,7 @@ class SearchIndex:
         probs = [h.score for h in hits]
         canon = self.processor.canonical(query[:MAX_QUERY_CHARS])
         near_miss, known = self.near_misses.match(canon)  # one pass over the bank serves the feature and the rule
-        qfeats = self.query_features(query, hits, near_miss)
+        qfeats = self.query_features(query, hits, near_miss, fusion)
         decision = fusion.decide(probs, fusion.answerable(qfeats) if hits else 0.0)
         if decision != "no_answer" and self.known_unanswerable(canon, hits[0], known):
             decision = "no_answer"
@@ -768,22 +818,43 @@ class SearchIndex:
         own = [self.q_canon[qi] for qi in self.entry_questions[top.pos]]
         return self.near_misses.entry_share(canon, own) < known
 
-    def query_features(self, query: str, ranked: Sequence[Hit], near_miss: float | None = None) -> dict[str, float]:
+    def query_features(self, query: str, ranked: Sequence[Hit], near_miss: float | None = None,
+                       fusion: Fusion | None = None) -> dict[str, float]:
         """Query-level evidence that the best candidate really covers what is asked. `near_miss` is the bank's
-        closeness when the caller has it already."""
+        closeness when the caller has it already; `fusion` scores the words the entry leaves out (`facet`)."""
+        feats, uncovered = self.query_evidence(query, ranked, near_miss)
+        feats["facet"] = fusion.facet(uncovered) if fusion is not None and ranked else 0.0
+        return feats
+
+    def _known_parts(self, word: str) -> list[str]:
+        """A word the KB does not know split into two it does (jieba keeps 违章罚款 whole; the KB says 违章 and
+        罚款): counted whole, such a compound looked like a topic the entry never mentions."""
+        if word in self.word_vocab or len(word) < 4:
+            return [word]
+        for i in range(2, len(word) - 1):
+            if word[:i] in self.word_vocab and word[i:] in self.word_vocab:
+                return [word[:i], word[i:]]
+        return [word]
+
+    def query_evidence(self, query: str, ranked: Sequence[Hit], near_miss: float | None = None
+                       ) -> tuple[dict[str, float], list[str]]:
+        """`query_features` but the facet score, and the query's words that the best entry's text leaves out."""
         if not ranked:
-            return dict.fromkeys(QUERY_FEATURES, 0.0)
+            return dict.fromkeys(QUERY_FEATURES, 0.0), []
+        query = self.without_incidentals(query)
         top = ranked[0]
         # An incidental word unknown to the KB would count as the rarest word the entry leaves uncovered.
-        words = [w for w in self.processor.words(query[:MAX_QUERY_CHARS])
-                 if (len(w) >= 2 or cjk_count(w) == 0) and not (_incidental(w) and w not in self.word_vocab)]
+        words = [part for w in self.processor.words(query[:MAX_QUERY_CHARS])
+                 if (len(w) >= 2 or cjk_count(w) == 0) and not (_incidental(w) and w not in self.word_vocab)
+                 for part in self._known_parts(w)]
         # All of the entry's text: a query word absent from it is a topic the entry does not talk about,
         # the sign of a near-miss question the KB cannot answer. Built for the top hit only.
         text = " ".join([*(self.q_canon[qi] for qi in self.entry_questions[top.pos]),
                          self.processor.canonical(top.doc.answer)])
         idf = [(w, self._weight(self.vocab.get(w, -1))) for w in words]
         total = sum(i for _, i in idf) or 1.0
-        uncovered = [i for w, i in idf if w not in text]
+        missing = [(w, i) for w, i in idf if w not in text]
+        uncovered = [i for _, i in missing]
         if near_miss is None:
             near_miss = self.near_misses.closeness(self.processor.canonical(query[:MAX_QUERY_CHARS]))
         return {
@@ -799,7 +870,7 @@ class SearchIndex:
             "nm": near_miss,
             "nm_gap": near_miss - top.features.get("tset", 0.0),
             "knn": top.features.get("knn", 0.0),
-        }
+        }, [w for w, _ in missing]
 
     def stats(self) -> dict[str, object]:
         return {

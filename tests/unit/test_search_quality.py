@@ -245,7 +245,7 @@ def test_a_question_known_to_have_no_answer_is_not_answered_again(index):
     from kb.search import NearMissBank
 
     fusion = Fusion.load()
-    fooled = "停电了什么时候能来电"  # offered an entry on 12345's own time limits (outright, before the answer bar)
+    fooled = "机场大巴末班车几点发车"  # offered the entry on suggestions for bus routes
     assert index.search(fooled, fusion).decision != "no_answer"
     bank = index.near_misses
     own = index.search("最低生活保障怎么申请", fusion).hits[0]
@@ -253,7 +253,7 @@ def test_a_question_known_to_have_no_answer_is_not_answered_again(index):
     index.near_misses = NearMissBank([*bank.canon, fooled, "低保", own.doc.question], index.processor)
     try:
         assert index.search(fooled, fusion).decision == "no_answer"
-        assert index.search("请问一下，停电了什么时候能来电啊", fusion).decision == "no_answer"
+        assert index.search("请问一下，机场大巴末班车几点发车啊", fusion).decision == "no_answer"
         assert index.search("低保怎么申请", fusion).decision != "no_answer"  # 低保 alone says nothing
         canon = index.processor.canonical(own.doc.question)  # now an entry's own question
         assert not index.known_unanswerable(canon, own, index.near_misses.match(canon)[1])
