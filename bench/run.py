@@ -45,6 +45,7 @@ def emit(**fields: object) -> None:
 def quality(work: Path) -> None:
     from kb.evaluation import (
         CALIBRATION_DIR,
+        SHORT_DIR,
         TEST_DIR,
         TUNE_EXTRA_DIR,
         UNANSWERABLE_DIR,
@@ -71,10 +72,13 @@ def quality(work: Path) -> None:
     emit(bench="quality.test", leg="hybrid", **evaluate_hybrid(index, fusion, load_queries(TEST_DIR)))
     for part in sorted(TEST_DIR.glob("*.jsonl")):  # each writing round apart: the newest is the least consulted
         emit(bench="quality.test", leg="hybrid", file=part.name, **evaluate_hybrid(index, fusion, load_queries(part)))
-    # Queries the fit never saw, written by other hands: the no-answer line and the near-miss seed checked apart.
-    for name, folder in (("quality.tune_extra", TUNE_EXTRA_DIR), ("quality.calibration", CALIBRATION_DIR),
-                         ("quality.unanswerable_only", UNANSWERABLE_DIR)):
-        emit(bench=name, leg="hybrid", near_miss_bank=len(index.near_misses),
+    emit(bench="quality.short", leg="hybrid", **evaluate_hybrid(index, fusion, load_queries(SHORT_DIR)))
+    # Written by other hands. The answerability model learns from the tuning-only and calibration sets (their
+    # figures are in-sample); nothing learns from the unanswerable-only set.
+    for name, folder, learnt in (("quality.tune_extra", TUNE_EXTRA_DIR, True),
+                                 ("quality.calibration", CALIBRATION_DIR, True),
+                                 ("quality.unanswerable_only", UNANSWERABLE_DIR, False)):
+        emit(bench=name, leg="hybrid", near_miss_bank=len(index.near_misses), answerability_trained_on_it=learnt,
              **evaluate_hybrid(index, fusion, load_queries(folder)))
     rejection_loop(index, fusion, load_queries(UNANSWERABLE_DIR),
                    [q for q in held + load_queries(TEST_DIR) if q.expected])

@@ -806,7 +806,18 @@ class SearchIndex:
         decision = fusion.decide(probs, fusion.answerable(qfeats) if hits else 0.0)
         if decision != "no_answer" and self.known_unanswerable(canon, hits[0], known):
             decision = "no_answer"
+        elif decision == "clarify" and self.asks_its_own_question(canon, hits):
+            decision = "answer"
         return SearchOutcome(decision, round(probs[0], 4) if probs else 0.0, hits[:top_k])
+
+    def asks_its_own_question(self, canon: str, ranked: Sequence[Hit]) -> bool:
+        """The query is, word for word, one of the top entry's own questions and of no other candidate's: the
+        KB's editors wrote it for that entry, so it is answered outright however close a neighbour comes
+        (低保怎么申请 next to the entries on 低保 renewal and 低保 for the disabled)."""
+        text = canon.strip()
+        if not ranked or not any(self.q_canon[qi] == text for qi in self.entry_questions[ranked[0].pos]):
+            return False
+        return not any(self.q_canon[qi] == text for h in ranked[1:] for qi in self.entry_questions[h.pos])
 
     def known_unanswerable(self, canon: str, top: Hit, known: float) -> bool:
         """The query (canonical text) holds a question already known to have no answer (a 查无 item still open, a

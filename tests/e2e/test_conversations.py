@@ -62,7 +62,7 @@ def test_none_of_the_candidates_is_recorded_for_the_unit_that_owns_them(client: 
 
 
 def test_unanswerable_question_is_said_honestly_and_recorded_as_a_gap(client: Client, sender: str) -> None:
-    reply = client.text(sender, "潜水艇驾照怎么考")
+    reply = client.text(sender, "导游证怎么考")
     assert "暂时没有" in reply and "查无编号" in reply, reply
     gap_id = int(re.search(r"查无编号 (\d+)", reply).group(1))  # type: ignore[union-attr]
     gap = client.get(f"/api/v1/kb/gaps/{gap_id}")["gap"]
@@ -81,7 +81,7 @@ def test_wrong_answer_becomes_a_correction_against_that_version(client: Client, 
 
 
 def test_no_answer_then_a_consultation_work_order(client: Client, sender: str) -> None:
-    question = f"潜水艇驾照怎么考（{uuid.uuid4().hex[:6]}）"
+    question = f"导游证怎么考（{uuid.uuid4().hex[:6]}）"
     assert "登记咨询工单" in str(client.say(sender, question))
     assert "联系电话" in client.text(sender, "好的")
     client.text(sender, "13812340001")
@@ -131,7 +131,7 @@ def test_threat_wording_hands_off_and_is_flagged(client: Client, sender: str) ->
 
 def test_policy_question_in_the_middle_of_the_form_then_the_form_resumes(client: Client, sender: str) -> None:
     client.text(sender, "小区门口的饭店半夜还在营业，噪音扰民，我要投诉")
-    reply = client.text(sender, "居住证怎么办理")
+    reply = client.text(sender, "居住证怎么申请")
     assert "政策依据" in reply and "具体地址" in reply, reply  # answered, then asked again where
     summary = fill_form(client, sender, ["呼兰路50号", "昨天晚上", "13812340000", "匿名"])
     assert "确认提交" in summary and "呼兰路50号" in summary

@@ -34,9 +34,9 @@ def test_webchat_answers_a_housing_fund_question(stack: Any, page: Any) -> None:
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(f"{stack.api_url}/chat")
-    page.fill("#input", "居住证怎么办理")
+    page.fill("#input", "居住证怎么申请")
     page.click("#send", timeout=30_000)  # enabled once the socket.io session is confirmed
-    sync_api.expect(page.locator(".msg.user").last).to_have_text("居住证怎么办理")
+    sync_api.expect(page.locator(".msg.user").last).to_have_text("居住证怎么申请")
     answer = page.locator(".msg.bot", has_text="政策依据").first
     sync_api.expect(answer).to_be_visible(timeout=60_000)
     assert not page.locator("#notice.show").is_visible(), page.locator("#notice").inner_text()

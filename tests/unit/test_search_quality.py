@@ -75,7 +75,7 @@ def test_top1_and_top3_on_held_out_queries(heldout):
 def test_no_answer_rates_on_held_out_queries(heldout):
     assert heldout["unanswerable"] >= 25
     assert heldout["answerable_no_answer"] <= 0.05, heldout
-    assert heldout["unanswerable_no_answer"] >= 0.64, heldout  # target 0.85: not reached yet
+    assert heldout["unanswerable_no_answer"] >= 0.68, heldout  # 0.706 today; target 0.85: not reached yet
 
 
 def test_answer_decisions_are_mostly_right(heldout):
@@ -85,10 +85,29 @@ def test_answer_decisions_are_mostly_right(heldout):
 
 def test_the_same_floors_hold_on_the_test_set(index):
     """The test set was written by other hands after the fit (docs/search.md): retrieval holds there too; its
-    unanswerable figure (set3 and set4 together: 0.61 at 2.1 % refused) is guarded at its own level."""
+    unanswerable figure (set3 and set4 together: 0.75 at 1.9 % refused) is guarded at its own level."""
     test = evaluate_hybrid(index, Fusion.load(), load_queries(TEST_DIR))
     assert test["top1"] >= 0.90 and test["top3"] >= 0.97, test
-    assert test["answerable_no_answer"] <= 0.05 and test["unanswerable_no_answer"] >= 0.60, test
+    assert test["answerable_no_answer"] <= 0.05 and test["unanswerable_no_answer"] >= 0.72, test
+
+
+def test_short_questions_stay_apart_and_are_rarely_refused(index):
+    """tests/data/short_queries: half of 649 short questions as typed on WeChat (2026-12-03, fourth session; the
+    other half teaches the answerability model), only reported. Retrieval is weaker on so few words (top-1 0.81);
+    what is guarded is that a short answerable question is seldom refused (3.6 % today, 8.2 % before the
+    answerability model learnt from written sets) and a short foreign one often is (41 % today)."""
+    from kb.evaluation import SHORT_DIR
+    from kb.service import load_near_miss_file
+
+    short = load_queries(SHORT_DIR)
+    ids = {d.entry_id for d in demo_docs()}
+    assert len(short) >= 300 and sum(1 for q in short if q.expected is None) >= 100
+    assert all(q.expected in ids for q in short if q.expected)
+    others = flat_queries(DEV_DIR, TUNE_EXTRA_DIR, CALIBRATION_DIR, TEST_DIR, UNANSWERABLE_DIR)
+    others += [flat(q) for q, _ in load_near_miss_file()]
+    assert too_close([q.query for q in short], others) == []
+    figures = evaluate_hybrid(index, Fusion.load(), short)
+    assert figures["answerable_no_answer"] <= 0.05 and figures["unanswerable_no_answer"] >= 0.38, figures
 
 
 @pytest.mark.parametrize("query", ["潜水艇驾照怎么考", "火星上能种土豆吗", "护照过期了去哪里换新的",
@@ -156,9 +175,9 @@ def test_dev_queries_do_not_copy_kb_questions():
 
 @pytest.mark.parametrize(("folder", "size", "unanswerable"), [(TUNE_EXTRA_DIR, 400, 250), (CALIBRATION_DIR, 900, 450)])
 def test_tuning_and_calibration_queries_stay_apart_from_the_development_set(folder, size, unanswerable):
-    """tests/data/tune_queries teaches the answerability model and tests/data/calibration_queries places its
-    no-answer line; a query close to a development query would leak held-out material into the fit, one close to
-    a KB question would teach recall, not search."""
+    """tests/data/tune_queries and tests/data/calibration_queries teach the answerability model; a query close to
+    a development query would leak held-out material into the fit, one close to a KB question would teach recall,
+    not search."""
     extra = load_queries(folder)
     ids = {d.entry_id for d in demo_docs()}
     assert len(extra) >= size and sum(1 for q in extra if q.expected is None) >= unanswerable
@@ -193,8 +212,8 @@ def test_the_test_set_stays_apart_from_everything_the_engine_learns_from():
 
 def test_the_unanswerable_set_stays_apart_and_is_still_mostly_not_answered_outright(index):
     """tests/data/unanswerable_queries: near misses of every entry by writers who saw only the KB, audited blind.
-    Apart from every other set and the seed, so the bank cannot recognise them word for word. Today a third get
-    no_answer and a quarter are answered outright with a wrong entry (docs/search.md); guarded at that level."""
+    Apart from every other set and the seed, so the bank cannot recognise them word for word. Today two in five get
+    no_answer and an eighth are answered outright with a wrong entry (docs/search.md); guarded at that level."""
     from kb.service import load_near_miss_file
 
     pool = load_queries(UNANSWERABLE_DIR)
@@ -206,8 +225,8 @@ def test_the_unanswerable_set_stays_apart_and_is_still_mostly_not_answered_outri
     others += [flat(q) for q, _ in load_near_miss_file()]
     assert too_close([q.query for q in pool], others) == []
     figures = evaluate_hybrid(index, Fusion.load(), pool)
-    assert figures["unanswerable_no_answer"] >= 0.30, figures
-    assert figures["answer_decisions"] <= 0.28 * len(pool), figures
+    assert figures["unanswerable_no_answer"] >= 0.38, figures
+    assert figures["answer_decisions"] <= 0.14 * len(pool), figures
 
 
 def test_near_miss_seed_stays_apart_from_the_development_set():
@@ -272,7 +291,7 @@ def test_the_seed_questions_are_refused_when_asked_as_written(index):
     """248 of the tuning-only set's 251 unanswerable questions are in the seed. As one feature of the answerability
     model the bank let 12 % of them through (and 30 % of the `answer` decisions on that set were wrong); known, they
     are refused. The set's answerable questions are not."""
-    extra = evaluate_hybrid(index, Fusion.load(), load_queries(TUNE_EXTRA_DIR))
+    extra = evaluate_hybrid(index, Fusion.load(), load_queries(TUNE_EXTRA_DIR / "set1.jsonl"))
     assert extra["unanswerable_no_answer"] >= 0.97, extra
     assert extra["answerable_no_answer"] <= 0.03, extra
 
