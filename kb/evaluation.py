@@ -25,14 +25,16 @@ ROOT = Path(__file__).resolve().parent.parent
 DEV_DIR = ROOT / "tests" / "data" / "dev_queries"
 # Written from the KB by hands that saw no development query; the answerability model learns from them (not the
 # candidate fusion): set1, 408 queries (251 the KB cannot answer; 248 of those are also in the near-miss seed);
-# set6, 335 short questions as typed on WeChat (2026-12-03, fourth session; 131 the KB cannot answer).
+# set6, 335 short questions as typed on WeChat (2026-12-03, fourth session; 131 the KB cannot answer); set7, 198
+# in the development set's style, half of them near misses asking what no answer says (the same session).
 TUNE_EXTRA_DIR = ROOT / "tests" / "data" / "tune_queries"
 # 978 queries by four more writers who saw only the KB (2026-12-03): two answerable and two near misses per entry
 # in one voice. Measured ways of fitting the no-answer line until the answerability model learnt from it
 # (2026-12-03, fourth session; docs/search.md).
 CALIBRATION_DIR = ROOT / "tests" / "data" / "calibration_queries"
 # Queries in the development set's style, kept apart from every other set and only reported: set3, 271 by two
-# writers (2026-12-03); set4, 253 by two more the same day, 20 % of them written to share words with a wrong entry.
+# writers (2026-12-03); set4, 253 by two more the same day, 20 % of them written to share words with a wrong entry;
+# set7, 215 by three more (fourth session), the other half of the set7 written for training, by a hash.
 TEST_DIR = ROOT / "tests" / "data" / "test_queries"
 # 765 questions the KB cannot answer, near misses of every entry by four more writers (2026-12-03, second session),
 # audited blind; nothing learns from them: how many a subtle near miss still gets past the engine.
@@ -209,8 +211,8 @@ def fit_fusion(index: SearchIndex, tune: Sequence[LabelledQuery]) -> Fusion:
                            "tuning-only and the calibration sets")
 
     # Stage 2, answerability, on query-level features of the best candidate (label: the KB has an answer). Trained
-    # on every labelled question that is not held out or kept for testing: the tuning half, the tuning-only set and
-    # the calibration set (1,644 questions, 819 unanswerable). The tuning half alone (47 unanswerable) left a heavy
+    # on every labelled question that is not held out or kept for testing: the tuning half, the tuning-only sets and
+    # the calibration set (2,177 questions, 1,050 unanswerable). The tuning half alone (47 unanswerable) left a heavy
     # tail of near misses looking answerable (docs/search.md).
     runs = [_run(index, fusion, q) for q in tune]
     extra = [_run(index, fusion, q) for q in load_queries(CALIBRATION_DIR)]

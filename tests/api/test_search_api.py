@@ -93,7 +93,9 @@ def test_published_version_is_searchable_within_seconds_and_retired_disappears(c
 def test_a_near_miss_the_citizen_rejected_is_refused_next_time_until_the_kb_answers_it(client):
     """都不是 → a 查无 item → its question joins the near-miss bank: the next citizen asking it gets no_answer and
     bumps the same item. Once the unit publishes an answer and resolves the item, the question is answered."""
-    q = "用公积金贷款买车库行不行"  # the engine refuses its neighbour 公积金贷款能买车位吗 by itself
+    # a near miss the engine still shows candidates for (its neighbours 公积金贷款能买车位吗 and 房龄 it refuses by
+    # itself now; a better answerability model may need another here)
+    q = "退休了还能用公积金贷款吗"
     first = search(client, q, channel="wechat").json()
     assert first["decision"] != "no_answer", first
     shown = [r["entry_id"] for r in first["results"][:3]]
@@ -106,10 +108,10 @@ def test_a_near_miss_the_citizen_rejected_is_refused_next_time_until_the_kb_answ
     # the KB's own questions next door are still answered
     assert search(client, "住房公积金贷款怎么申请").json()["decision"] != "no_answer"
 
-    entry = {"id": "GJJ901", "question": "能否使用住房公积金贷款购买车库、车位？", "similar_questions": [
-        "公积金贷款可以买车位吗", "单独买车库能用公积金贷款吗", "买房时连车位一起能用公积金贷款吗"],
-        "answer": "住房公积金个人住房贷款用于购买、建造、翻建、大修自住住房；单独购买车库、车位不属于贷款范围，"
-                  "随住房一并购买的以区住房公积金管理中心最新公布的规定为准。",
+    entry = {"id": "GJJ901", "question": "退休以后还能申请住房公积金贷款吗？", "similar_questions": [
+        "退休人员能不能用公积金贷款买房", "年纪大了公积金贷款还批吗", "快退休了公积金贷款能贷多少年"],
+        "answer": "退休人员仍可按规定申请住房公积金贷款，但贷款期限受借款人年龄限制，借款人年龄与贷款期限之和的上限"
+                  "以区住房公积金管理中心最新公布为准。",
         "policy_basis": "《住房公积金管理条例》第二十六条", "unit": "区住房公积金管理中心", "category": "公积金", "tags": []}
     assert client.post("/api/v1/kb/entries", json=entry, headers=admin()).status_code == 201
     assert client.post("/api/v1/kb/entries/GJJ901/versions/1/publish", headers=admin()).status_code == 200

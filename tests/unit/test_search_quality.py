@@ -85,10 +85,11 @@ def test_answer_decisions_are_mostly_right(heldout):
 
 def test_the_same_floors_hold_on_the_test_set(index):
     """The test set was written by other hands after the fit (docs/search.md): retrieval holds there too; its
-    unanswerable figure (set3 and set4 together: 0.75 at 1.9 % refused) is guarded at its own level."""
+    unanswerable figure (set3, set4 and set7 together: 0.66 at 2.4 % refused; set7's subtle near misses are the
+    hardest) is guarded at its own level."""
     test = evaluate_hybrid(index, Fusion.load(), load_queries(TEST_DIR))
     assert test["top1"] >= 0.90 and test["top3"] >= 0.97, test
-    assert test["answerable_no_answer"] <= 0.05 and test["unanswerable_no_answer"] >= 0.72, test
+    assert test["answerable_no_answer"] <= 0.05 and test["unanswerable_no_answer"] >= 0.63, test
 
 
 def test_short_questions_stay_apart_and_are_rarely_refused(index):
