@@ -85,7 +85,7 @@ def test_answer_decisions_are_mostly_right(heldout):
 
 def test_the_same_floors_hold_on_the_test_set(index):
     """The test set was written by other hands after the fit (docs/search.md): retrieval holds there too; its
-    unanswerable figure (set3, set4 and set7 together: 0.66 at 2.4 % refused; set7's subtle near misses are the
+    unanswerable figure (set3, set4 and set7 together: 0.65 at 2.3 % refused; set7's subtle near misses are the
     hardest) is guarded at its own level."""
     test = evaluate_hybrid(index, Fusion.load(), load_queries(TEST_DIR))
     assert test["top1"] >= 0.90 and test["top3"] >= 0.97, test
@@ -94,15 +94,15 @@ def test_the_same_floors_hold_on_the_test_set(index):
 
 def test_short_questions_stay_apart_and_are_rarely_refused(index):
     """tests/data/short_queries: half of 649 short questions as typed on WeChat (2026-12-03, fourth session; the
-    other half teaches the answerability model), only reported. Retrieval is weaker on so few words (top-1 0.81);
-    what is guarded is that a short answerable question is seldom refused (3.6 % today, 8.2 % before the
-    answerability model learnt from written sets) and a short foreign one often is (41 % today)."""
+    other half teaches the answerability model), only reported. Retrieval is weaker on so few words (top-1 0.80);
+    what is guarded is that a short answerable question is seldom refused (2.6 % today, 8.7 % before the
+    answerability model learnt from written sets) and a short foreign one often is (43 % today)."""
     from kb.evaluation import SHORT_DIR
     from kb.service import load_near_miss_file
 
     short = load_queries(SHORT_DIR)
     ids = {d.entry_id for d in demo_docs()}
-    assert len(short) >= 300 and sum(1 for q in short if q.expected is None) >= 100
+    assert len(short) >= 290 and sum(1 for q in short if q.expected is None) >= 100
     assert all(q.expected in ids for q in short if q.expected)
     others = flat_queries(DEV_DIR, TUNE_EXTRA_DIR, CALIBRATION_DIR, TEST_DIR, UNANSWERABLE_DIR)
     others += [flat(q) for q, _ in load_near_miss_file()]
