@@ -288,10 +288,7 @@ def fit_fusion(index: SearchIndex, tune: Sequence[LabelledQuery]) -> Fusion:
 def _run(index: SearchIndex, fusion: Fusion, q: LabelledQuery
          ) -> tuple[LabelledQuery, list[Any], dict[str, float], list[str]]:
     """A query's ranked candidates under stage 1, its query-level features and the words its best entry leaves out."""
-    hits = index.candidates(q.query)
-    for h, p in zip(hits, fusion.probabilities([h.features for h in hits]), strict=True):
-        h.score = p
-    hits.sort(key=lambda h: h.score, reverse=True)
+    hits = index.ranked(q.query, fusion)
     feats, uncovered = index.query_evidence(q.query, hits)
     return q, hits, feats, uncovered
 

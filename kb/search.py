@@ -215,7 +215,7 @@ class NearMissBank:
         return len(self.canon)
 
     def closeness(self, canon: str) -> float:
-        """The best share of a bank question's bigrams found in the query."""
+        """The best share of a soft-evidence bank question's bigrams found in the query (`match`)."""
         return self.match(canon)[0]
 
     def match(self, canon: str) -> tuple[float, float]:
@@ -794,11 +794,16 @@ class SearchIndex:
                     return again
         return outcome
 
-    def _search(self, query: str, fusion: Fusion, top_k: int, today: date | None) -> SearchOutcome:
+    def ranked(self, query: str, fusion: Fusion, today: date | None = None) -> list[Hit]:
+        """The candidates scored by the fusion's first stage, best first."""
         hits = self.candidates(query, today)
         for h, p in zip(hits, fusion.probabilities([h.features for h in hits]), strict=True):
             h.score = p
         hits.sort(key=lambda h: h.score, reverse=True)
+        return hits
+
+    def _search(self, query: str, fusion: Fusion, top_k: int, today: date | None) -> SearchOutcome:
+        hits = self.ranked(query, fusion, today)
         probs = [h.score for h in hits]
         canon = self.processor.canonical(query[:MAX_QUERY_CHARS])
         near_miss, known = self.near_misses.match(canon)  # one pass over the bank serves the feature and the rule

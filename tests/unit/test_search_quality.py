@@ -376,3 +376,13 @@ def test_coverage_matches_the_set_definition(index):
             assert cov[qi] == pytest.approx(sum(weights[k] for k in shared) / total)
             row_total = sum(float(index.idf[k]) for k in row)
             assert qcov[qi] == pytest.approx(sum(float(index.idf[k]) for k in shared) / row_total if row_total else 0)
+
+
+def test_incidental_codes_and_repeats_are_taken_out_but_known_numbers_stay(index):
+    """An order number or 啊啊啊 says nothing about what is asked; 12345 does (through the synonym table), and a
+    query of nothing but a number is kept as typed."""
+    assert "12345" in index.without_incidentals("我想问下12345都能管些啥事啊")
+    assert "2ca216" not in index.without_incidentals("居住证怎么办理（2ca216）")
+    assert "啊啊啊" not in index.without_incidentals("居住证怎么办理啊啊啊")
+    assert index.without_incidentals("13812340001").strip() == "13812340001"
+    assert index._known_parts("违章罚款") == ["违章", "罚款"]
