@@ -14,7 +14,7 @@ from kb import entries as kbe
 from kb import exchange
 from kb.db import transaction
 from kb.models import Entry, Synonym
-from kb.service import NEAR_MISS_FILE, SearchService
+from kb.service import NEAR_MISS_FILE, VOTE_FILE, SearchService
 from kb.text import DATA_DIR, load_synonyms_file
 from kb.workdays import TZ
 
@@ -56,8 +56,9 @@ def load_demo_if_empty(factory: sessionmaker[Session]) -> dict[str, int] | None:
 
 def search_service(factory: sessionmaker[Session], settings: Settings) -> SearchService:
     """The search service of the API and the CLI: over the demo KB (loaded into an empty database) with the demo's
-    near-miss seed, or, with `HOTLINE_LOAD_DEMO_KB=0`, over what the database holds and no seed."""
+    near-miss seed and vote examples, or, with `HOTLINE_LOAD_DEMO_KB=0`, over what the database holds and neither."""
     if settings.load_demo_kb:
         load_demo_if_empty(factory)
     return SearchService(factory, settings.data_dir, settings.kb_encoder,
-                         near_miss_file=NEAR_MISS_FILE if settings.load_demo_kb else None)
+                         near_miss_file=NEAR_MISS_FILE if settings.load_demo_kb else None,
+                         vote_file=VOTE_FILE if settings.load_demo_kb else None)

@@ -131,9 +131,11 @@ def rejection_loop(index: SearchIndex, fusion: Fusion, unanswerable: list[Labell
     bank = index.near_misses
     # as the service holds them: the rule alone (NearMissBank's rule_only); evidence too, for comparison
     variants = {"rule_only": NearMissBank(bank.canon[: bank.n_soft], index.processor, index.encoder, previous=bank,
-                                          rule_only=[*bank.canon[bank.n_soft :], *(q.query for q in first)]),
+                                          rule_only=[*bank.canon[bank.n_soft :], *(q.query for q in first)],
+                                          examples=bank.examples),
                 "as_evidence": NearMissBank([*bank.canon[: bank.n_soft], *(q.query for q in first)], index.processor,
-                                            index.encoder, previous=bank, rule_only=bank.canon[bank.n_soft :])}
+                                            index.encoder, previous=bank, rule_only=bank.canon[bank.n_soft :],
+                                            examples=bank.examples)}
     results = {}
     try:
         for name, variant in variants.items():

@@ -149,6 +149,16 @@ def top_positions(scores: np.ndarray, k: int, block: int = 1024) -> np.ndarray:
     return cand[scores[cand] > 0]
 
 
+@dataclass(frozen=True)
+class VoteExamples:
+    """Labelled questions that take part in the neighbour vote (`knn`) only: questions written for the demo KB that
+    it answers (beside the KB's own questions) and that it does not (beside the bank's). More labelled neighbours on
+    both sides let the vote tell a near miss from a plainly worded answerable question (docs/search.md)."""
+
+    unanswered: tuple[str, ...] = ()
+    answered: tuple[str, ...] = ()
+
+
 class NearMissBank:
     """Questions known to have no answer in the KB: near misses written for it, the open 查无 items, and (for the
     known-question rule only) the 查无 items the office rejected.
@@ -164,18 +174,23 @@ class NearMissBank:
 
     def __init__(self, texts: Sequence[str] = (), processor: TextProcessor | None = None,
                  encoder: Encoder | None = None, previous: NearMissBank | None = None,
-                 rule_only: Sequence[str] = ()):
+                 rule_only: Sequence[str] = (), examples: VoteExamples = VoteExamples()):
         """`rule_only`: questions refused when asked again (the known-question rule) that take no part in the soft
         evidence (`nm`, the vote): the 查无 items the office rejected. A rejection decides that question; replayed
         as evidence about its neighbours, other hands' near misses refused more answerable questions than they
-        caught (bench `quality.rejection_loop`)."""
-        canon = (processor.canonical(t) for t in texts) if processor else ()
-        soft = list(dict.fromkeys(c for c in canon if c.strip()))
-        hard = (processor.canonical(t) for t in rule_only) if processor else ()
+        caught (bench `quality.rejection_loop`). `examples`: labelled questions for the vote alone."""
+        def canonical(items: Iterable[str]) -> list[str]:
+            return list(dict.fromkeys(c for c in map(processor.canonical, items) if c.strip())) if processor else []
+
+        soft = canonical(texts)
         self.n_soft = len(soft)  # the first n_soft rows are evidence; the rest only feed the rule
-        self.canon = list(dict.fromkeys([*soft, *(c for c in hard if c.strip())]))
+        self.canon = list(dict.fromkeys([*soft, *canonical(rule_only)]))
+        self.examples = examples
+        # The vote's two sides: the soft rows and the unanswered examples, and the answered examples.
+        self.vote_canon = list(dict.fromkeys([*soft, *canonical(examples.unanswered)]))
+        self.answered_canon = canonical(examples.answered)
         self.encoder = encoder
-        self.vectors = self._encode(previous)
+        self.vectors, self.answered_vectors = self._encode(previous)
         self._vocab: dict[str, int] = {}
         rows = [[self._vocab.setdefault(g, len(self._vocab)) for g in self._grams(c)] for c in self.canon]
         indptr = np.cumsum([0] + [len(r) for r in rows])
@@ -184,27 +199,41 @@ class NearMissBank:
                                      indptr), shape=(len(rows), max(1, len(self._vocab)))).tocsc()
         self._sizes = np.maximum(np.diff(indptr), 1).astype(np.float32)
 
-    def _encode(self, previous: NearMissBank | None) -> np.ndarray | None:
-        """The bank's questions in the dense space, for the neighbour vote (`knn`). A swap after a 查无 item
-        re-encodes only the questions the previous bank did not hold, with the same encoder."""
-        soft = self.canon[: self.n_soft]
-        if self.encoder is None or not soft:
-            return None
+    def _encode(self, previous: NearMissBank | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The vote's questions in the dense space, both sides (`knn`). A swap after a 查无 item re-encodes only the
+        questions the previous bank did not hold, with the same encoder."""
+        if self.encoder is None:
+            return None, None
         known: dict[str, np.ndarray] = {}
-        if previous is not None and previous.encoder is self.encoder and previous.vectors is not None:
-            known = dict(zip(previous.canon[: previous.n_soft], previous.vectors, strict=True))
-        new = [c for c in soft if c not in known]
+        if previous is not None and previous.encoder is self.encoder:
+            for texts, vecs in ((previous.vote_canon, previous.vectors),
+                                (previous.answered_canon, previous.answered_vectors)):
+                if vecs is not None:
+                    known.update(zip(texts, vecs, strict=True))
+        new = [c for c in dict.fromkeys([*self.vote_canon, *self.answered_canon]) if c not in known]
         if new:
             known.update(zip(new, self.encoder.encode(new), strict=True))
-        return np.ascontiguousarray([known[c] for c in soft], dtype=np.float32)
 
-    def nearest(self, qvec: np.ndarray | None, k: int) -> np.ndarray:
-        """Cosines of the k bank questions nearest the query vector, best first."""
-        if qvec is None or self.vectors is None:
+        def stack(texts: list[str]) -> np.ndarray | None:
+            return np.ascontiguousarray([known[c] for c in texts], dtype=np.float32) if texts else None
+
+        return stack(self.vote_canon), stack(self.answered_canon)
+
+    @staticmethod
+    def _top(vectors: np.ndarray | None, qvec: np.ndarray | None, k: int) -> np.ndarray:
+        if qvec is None or vectors is None:
             return np.zeros(0, dtype=np.float32)
-        sims = self.vectors @ qvec
+        sims = vectors @ qvec
         k = min(k, len(sims))
         return -np.sort(-sims[np.argpartition(-sims, k - 1)[:k]])
+
+    def nearest(self, qvec: np.ndarray | None, k: int) -> np.ndarray:
+        """Cosines of the k questions known to have no answer nearest the query vector, best first."""
+        return self._top(self.vectors, qvec, k)
+
+    def nearest_answered(self, qvec: np.ndarray | None, k: int) -> np.ndarray:
+        """The same for the labelled questions the KB answers."""
+        return self._top(self.answered_vectors, qvec, k)
 
     @staticmethod
     def _grams(canon: str) -> set[str]:
@@ -409,14 +438,15 @@ class SearchIndex:
     """
 
     def __init__(self, docs: Sequence[Doc], processor: TextProcessor, encoder: Encoder | None, kb_version: int = 0,
-                 near_misses: Sequence[str] = (), rule_only_near_misses: Sequence[str] = ()):
+                 near_misses: Sequence[str] = (), rule_only_near_misses: Sequence[str] = (),
+                 vote_examples: VoteExamples = VoteExamples()):
         started = time.perf_counter()
         self.docs = list(docs)
         self.processor = processor
         self.encoder = encoder
         self.kb_version = kb_version
         self.near_misses = NearMissBank(near_misses, processor, encoder,  # replaced whole when 查无 items change
-                                        rule_only=rule_only_near_misses)
+                                        rule_only=rule_only_near_misses, examples=vote_examples)
         q_doc: list[int] = []
         q_local: list[int] = []
         q_text: list[str] = []
@@ -771,12 +801,14 @@ class SearchIndex:
         return cov, qcov
 
     def _neighbour_vote(self, qvec: np.ndarray | None, kb_nearest: list[float]) -> float:
-        """The share of known near misses among the query's nearest neighbours in the dense space, the KB's
-        questions and the bank's together. A near miss lands among the near misses written for the same entry
-        more often than a question the entry answers does; bigram closeness (`nm`) sees only near word-for-word
+        """The share of known near misses among the query's nearest neighbours in the dense space: the KB's
+        questions and the labelled questions it answers on one side, the bank's and the labelled questions it
+        does not answer on the other. A near miss lands among the near misses written for the same entry more
+        often than a question the entry answers does; bigram closeness (`nm`) sees only near word-for-word
         repeats."""
+        answered = kb_nearest + self.near_misses.nearest_answered(qvec, KNN).tolist()
         bank = self.near_misses.nearest(qvec, KNN).tolist()
-        merged = sorted([(s, 0) for s in kb_nearest] + [(s, 1) for s in bank], reverse=True)[:KNN]
+        merged = sorted([(s, 0) for s in answered] + [(s, 1) for s in bank], reverse=True)[:KNN]
         return sum(b for _, b in merged) / KNN if merged else 0.0
 
     def search(self, query: str, fusion: Fusion, top_k: int = 5, today: date | None = None) -> SearchOutcome:

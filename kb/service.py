@@ -28,7 +28,7 @@ from kb.encoder import (
     try_pretrained,
 )
 from kb.models import Entry, EntryVersion, Gap, Synonym
-from kb.search import Doc, Fusion, NearMissBank, SearchIndex, SearchOutcome
+from kb.search import Doc, Fusion, NearMissBank, SearchIndex, SearchOutcome, VoteExamples
 from kb.text import TextProcessor
 
 logger = logging.getLogger(__name__)
@@ -73,6 +73,26 @@ def seed_near_misses(rows: list[tuple[str, str | None]], published: set[str]) ->
     return [q for q, near in rows if (near in published if near else demo)]
 
 
+# Labelled questions written for the demo KB that vote beside its own questions and the bank's (`knn`): every question
+# the answerability model learns from, written here by the fit (`hotline kb tune`) from tests/data.
+VOTE_FILE = Path(__file__).resolve().parent / "data" / "vote_examples.jsonl"
+
+
+def load_vote_file(path: Path = VOTE_FILE) -> list[dict[str, str | None]]:
+    """Rows {"query", "entry"} the demo KB answers, {"query", "entry": null, "near"} it does not."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def vote_examples(rows: list[dict[str, str | None]], published: set[str]) -> VoteExamples:
+    """The rows that concern this KB: an answered question while its entry is published, an unanswered one as a seed
+    near miss is (`seed_near_misses`)."""
+    answered = tuple(str(r["query"]) for r in rows if r.get("entry") in published)
+    unanswered = seed_near_misses([(str(r["query"]), r.get("near")) for r in rows if not r.get("entry")], published)
+    return VoteExamples(tuple(unanswered), answered)
+
+
 def open_missing_questions(s: Session) -> list[str]:
     """The newest open 查无 items' questions, less those repeating one the office resolved: an item opened in the
     second before the index caught up with a published answer must not keep the question refused for good."""
@@ -103,10 +123,12 @@ def training_entries(docs: list[Doc]) -> list[TrainingEntry]:
 
 class SearchService:
     def __init__(self, factory: sessionmaker[Session], data_dir: Path, encoder_spec: str | None = None,
-                 fusion: Fusion | None = None, near_miss_file: Path | None = NEAR_MISS_FILE):
+                 fusion: Fusion | None = None, near_miss_file: Path | None = NEAR_MISS_FILE,
+                 vote_file: Path | None = VOTE_FILE):
         self.factory = factory
-        # The seed is written for the demo KB: a deployment that starts without it passes None.
+        # The seed and the vote's examples are written for the demo KB: a deployment that starts without it passes None.
         self.near_miss_rows = load_near_miss_file(near_miss_file) if near_miss_file else []
+        self.vote_rows = load_vote_file(vote_file) if vote_file else []
         self._missing_signature: tuple[int, int, int] | None = None
         self.encoder_dir = data_dir / "encoder"
         self.encoder_spec = encoder_spec
@@ -188,7 +210,8 @@ class SearchService:
             processor = TextProcessor(synonyms)
             encoder = self._encoder(docs, synonyms, processor)
             self.index = SearchIndex(docs, processor, encoder, version, near_misses=near_misses,
-                                     rule_only_near_misses=rejected)
+                                     rule_only_near_misses=rejected,
+                                     vote_examples=vote_examples(self.vote_rows, {d.entry_id for d in docs}))
             self._missing_signature = signature
             self.last_error = None
             logger.info("search index built: %s", self.index.stats())
@@ -220,7 +243,7 @@ class SearchService:
                 return False
             near_misses, rejected = self._near_miss_texts(s, index.docs)
         index.near_misses = NearMissBank(near_misses, index.processor, index.encoder, previous=index.near_misses,
-                                         rule_only=rejected)
+                                         rule_only=rejected, examples=index.near_misses.examples)
         self._missing_signature = signature
         return True
 

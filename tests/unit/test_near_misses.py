@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from kb.search import NearMissBank, _incidental
-from kb.service import seed_near_misses
+from kb.search import NearMissBank, VoteExamples, _incidental
+from kb.service import seed_near_misses, vote_examples
 from kb.text import TextProcessor
 
 
@@ -91,3 +91,33 @@ def test_rejected_questions_feed_the_rule_but_not_the_evidence():
     assert evidence == known == 1.0
     q = enc.encode([p.canonical(rejected)])[0]
     assert bank.nearest(q, 5).tolist() == bank.nearest(q, 1).tolist()  # the vote sees one row
+
+
+def test_labelled_examples_vote_but_neither_feed_the_rule_nor_the_bigram_share():
+    """The questions the answerability model learns from vote in `knn` beside the KB's own questions (answered) and
+    the bank's (unanswered). They are not filed 查无 items: a question like one of them is not refused by the rule,
+    and `nm` (near word-for-word repeats of a filed item) does not see them."""
+    p, enc = TextProcessor(), CountingEncoder()
+    examples = VoteExamples(unanswered=("护照过期了去哪换", "公积金贷款能不能买车位"), answered=("公积金怎么提取",))
+    bank = NearMissBank(["公积金贷款能不能买车位"], p, enc, examples=examples)
+    assert len(bank) == 1 and bank.vote_canon == [p.canonical("公积金贷款能不能买车位"), p.canonical("护照过期了去哪换")]
+    assert bank.match(p.canonical("护照过期了去哪换")) == (0.0, 0.0)
+    q = enc.encode([p.canonical("护照过期了去哪换")])[0]
+    assert bank.nearest(q, 1)[0] > 0.999  # the unanswered example is the query's nearest near miss
+    a = enc.encode([p.canonical("公积金怎么提取")])[0]
+    assert bank.nearest_answered(a, 5).tolist() == bank.nearest_answered(a, 1).tolist()
+    assert bank.nearest_answered(a, 1)[0] > 0.999
+    # a swap for a 查无 item keeps the examples' vectors: nothing is encoded twice
+    seen = len(enc.seen)
+    swapped = NearMissBank(["公积金贷款能不能买车位", "低保金几号发"], p, enc, previous=bank, examples=bank.examples)
+    assert enc.seen[seen:] == [p.canonical("低保金几号发")]
+    assert len(swapped.vote_canon) == 3 and swapped.answered_vectors is not None
+
+
+def test_vote_examples_concern_only_the_kb_they_were_written_for():
+    rows = [{"query": "公积金怎么提取", "entry": "GJJ001"}, {"query": "低保怎么申请", "entry": "MZ001"},
+            {"query": "公积金能买车位吗", "entry": None, "near": "GJJ007"}, {"query": "今天天气怎么样", "entry": None}]
+    assert vote_examples(rows, {"GJJ001", "GJJ007", "MZ001"}) == VoteExamples(
+        unanswered=("公积金能买车位吗", "今天天气怎么样"), answered=("公积金怎么提取", "低保怎么申请"))
+    assert vote_examples(rows, {"GJJ001", "GJJ007"}).answered == ("公积金怎么提取",)  # MZ001 retired
+    assert vote_examples(rows, {"X001"}) == VoteExamples()  # another KB: none of it applies

@@ -75,7 +75,7 @@ def test_top1_and_top3_on_held_out_queries(heldout):
 def test_no_answer_rates_on_held_out_queries(heldout):
     assert heldout["unanswerable"] >= 25
     assert heldout["answerable_no_answer"] <= 0.05, heldout
-    assert heldout["unanswerable_no_answer"] >= 0.68, heldout  # 0.706 today; target 0.85: not reached yet
+    assert heldout["unanswerable_no_answer"] >= 0.70, heldout  # 0.725 today; target 0.85: not reached yet
 
 
 def test_answer_decisions_are_mostly_right(heldout):
@@ -85,18 +85,18 @@ def test_answer_decisions_are_mostly_right(heldout):
 
 def test_the_same_floors_hold_on_the_test_set(index):
     """The test set was written by other hands after the fit (docs/search.md): retrieval holds there too; its
-    unanswerable figure (set3, set4 and set7 together: 0.65 at 2.3 % refused; set7's subtle near misses are the
-    hardest) is guarded at its own level."""
+    unanswerable figure (set3, set4, set7 and set8 together: 0.68 at 2.0 % refused; set7's subtle near misses are
+    the hardest) is guarded at its own level."""
     test = evaluate_hybrid(index, Fusion.load(), load_queries(TEST_DIR))
     assert test["top1"] >= 0.90 and test["top3"] >= 0.97, test
-    assert test["answerable_no_answer"] <= 0.05 and test["unanswerable_no_answer"] >= 0.63, test
+    assert test["answerable_no_answer"] <= 0.05 and test["unanswerable_no_answer"] >= 0.66, test
 
 
 def test_short_questions_stay_apart_and_are_rarely_refused(index):
     """tests/data/short_queries: half of 649 short questions as typed on WeChat (2026-12-03, fourth session; the
     other half teaches the answerability model), only reported. Retrieval is weaker on so few words (top-1 0.80);
-    what is guarded is that a short answerable question is seldom refused (2.6 % today, 8.7 % before the
-    answerability model learnt from written sets) and a short foreign one often is (43 % today)."""
+    what is guarded is that a short answerable question is seldom refused (3.6 % today, 8.7 % before the
+    answerability model learnt from written sets) and a short foreign one often is (54 % today)."""
     from kb.evaluation import SHORT_DIR
     from kb.service import load_near_miss_file
 
@@ -108,7 +108,7 @@ def test_short_questions_stay_apart_and_are_rarely_refused(index):
     others += [flat(q) for q, _ in load_near_miss_file()]
     assert too_close([q.query for q in short], others) == []
     figures = evaluate_hybrid(index, Fusion.load(), short)
-    assert figures["answerable_no_answer"] <= 0.05 and figures["unanswerable_no_answer"] >= 0.38, figures
+    assert figures["answerable_no_answer"] <= 0.05 and figures["unanswerable_no_answer"] >= 0.50, figures
 
 
 @pytest.mark.parametrize("query", ["潜水艇驾照怎么考", "火星上能种土豆吗", "护照过期了去哪里换新的",
@@ -213,8 +213,8 @@ def test_the_test_set_stays_apart_from_everything_the_engine_learns_from():
 
 def test_the_unanswerable_set_stays_apart_and_is_still_mostly_not_answered_outright(index):
     """tests/data/unanswerable_queries: near misses of every entry by writers who saw only the KB, audited blind.
-    Apart from every other set and the seed, so the bank cannot recognise them word for word. Today two in five get
-    no_answer and an eighth are answered outright with a wrong entry (docs/search.md); guarded at that level."""
+    Apart from every other set and the seed, so the bank cannot recognise them word for word. Today 46 % get
+    no_answer and a tenth are answered outright with a wrong entry (docs/search.md); guarded at that level."""
     from kb.service import load_near_miss_file
 
     pool = load_queries(UNANSWERABLE_DIR)
@@ -226,8 +226,8 @@ def test_the_unanswerable_set_stays_apart_and_is_still_mostly_not_answered_outri
     others += [flat(q) for q, _ in load_near_miss_file()]
     assert too_close([q.query for q in pool], others) == []
     figures = evaluate_hybrid(index, Fusion.load(), pool)
-    assert figures["unanswerable_no_answer"] >= 0.38, figures
-    assert figures["answer_decisions"] <= 0.14 * len(pool), figures
+    assert figures["unanswerable_no_answer"] >= 0.44, figures
+    assert figures["answer_decisions"] <= 0.12 * len(pool), figures
 
 
 def test_near_miss_seed_stays_apart_from_the_development_set():
@@ -270,7 +270,8 @@ def test_a_question_known_to_have_no_answer_is_not_answered_again(index):
     bank = index.near_misses
     own = index.search("最低生活保障怎么申请", fusion).hits[0]
     assert own.doc.entry_id == "MZ001"
-    index.near_misses = NearMissBank([*bank.canon, fooled, "低保", own.doc.question], index.processor)
+    index.near_misses = NearMissBank([*bank.canon, fooled, "低保", own.doc.question], index.processor,
+                                     examples=bank.examples)
     try:
         assert index.search(fooled, fusion).decision == "no_answer"
         assert index.search("请问一下，机场大巴末班车几点发车啊", fusion).decision == "no_answer"
