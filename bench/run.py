@@ -45,6 +45,7 @@ def emit(**fields: object) -> None:
 def quality(work: Path) -> None:
     from kb.evaluation import (
         CALIBRATION_DIR,
+        NOVEL_DIR,
         SHORT_DIR,
         TEST_DIR,
         TUNE_EXTRA_DIR,
@@ -73,6 +74,7 @@ def quality(work: Path) -> None:
     for part in sorted(TEST_DIR.glob("*.jsonl")):  # each writing round apart: the newest is the least consulted
         emit(bench="quality.test", leg="hybrid", file=part.name, **evaluate_hybrid(index, fusion, load_queries(part)))
     emit(bench="quality.short", leg="hybrid", **evaluate_hybrid(index, fusion, load_queries(SHORT_DIR)))
+    emit(bench="quality.novel", leg="hybrid", **evaluate_hybrid(index, fusion, load_queries(NOVEL_DIR)))
     # Written by other hands. The answerability model learns from the tuning-only and calibration sets (their
     # figures are in-sample); nothing learns from the unanswerable-only set.
     for name, folder, learnt in (("quality.tune_extra", TUNE_EXTRA_DIR, True),

