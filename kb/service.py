@@ -302,6 +302,8 @@ class SearchService:
             "encoder": getattr(idx.encoder, "name", None) if idx else None,
             "index_built_in_seconds": round(idx.build_seconds, 3) if idx else None,
             "near_misses": len(idx.near_misses) if idx else 0,
+            "vote_examples": (len(idx.near_misses.examples.answered) + len(idx.near_misses.examples.unanswered)
+                              if idx else 0),
             "encoder_training": self.training,
             "fusion": self.fusion.source,
             "last_error": self.last_error,

@@ -16,6 +16,7 @@ def test_health_reports_the_index(client):
     assert body["encoder"].startswith("static-")
     assert body["kb_version"] >= 1
     assert body["near_misses"] >= 1000  # the demo KB's seed of questions it cannot answer
+    assert body["vote_examples"] >= 2000  # and the labelled questions that vote beside its own (docs/search.md)
     assert isinstance(body["intake_ready"], bool)
 
 

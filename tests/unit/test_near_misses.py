@@ -121,3 +121,13 @@ def test_vote_examples_concern_only_the_kb_they_were_written_for():
         unanswered=("公积金能买车位吗", "今天天气怎么样"), answered=("公积金怎么提取", "低保怎么申请"))
     assert vote_examples(rows, {"GJJ001", "GJJ007"}).answered == ("公积金怎么提取",)  # MZ001 retired
     assert vote_examples(rows, {"X001"}) == VoteExamples()  # another KB: none of it applies
+
+
+def test_without_the_demo_kb_neither_the_seed_nor_the_vote_examples_apply(tmp_path):
+    """Both are written for the demo KB: a deployment started with HOTLINE_LOAD_DEMO_KB=0 gets neither."""
+    from api.bootstrap import search_service
+    from api.settings import Settings
+
+    bare = search_service(None, Settings(HOTLINE_DATA_DIR=tmp_path, HOTLINE_LOAD_DEMO_KB=False))  # type: ignore[arg-type]
+    assert bare.near_miss_rows == [] and bare.vote_rows == []
+    assert vote_examples(bare.vote_rows, {"MZ001"}) == VoteExamples()
