@@ -439,14 +439,18 @@ class SearchIndex:
 
     def __init__(self, docs: Sequence[Doc], processor: TextProcessor, encoder: Encoder | None, kb_version: int = 0,
                  near_misses: Sequence[str] = (), rule_only_near_misses: Sequence[str] = (),
-                 vote_examples: VoteExamples = VoteExamples()):
+                 vote_examples: VoteExamples = VoteExamples(), previous_bank: NearMissBank | None = None):
+        """`previous_bank`: the bank of the index this one replaces, whose vectors are reused while the encoder is
+        the same (a publication rebuilds with the serving encoder: the seed and the vote's examples need not be
+        encoded again)."""
         started = time.perf_counter()
         self.docs = list(docs)
         self.processor = processor
         self.encoder = encoder
         self.kb_version = kb_version
         self.near_misses = NearMissBank(near_misses, processor, encoder,  # replaced whole when 查无 items change
-                                        rule_only=rule_only_near_misses, examples=vote_examples)
+                                        previous=previous_bank, rule_only=rule_only_near_misses,
+                                        examples=vote_examples)
         q_doc: list[int] = []
         q_local: list[int] = []
         q_text: list[str] = []

@@ -211,7 +211,8 @@ class SearchService:
             encoder = self._encoder(docs, synonyms, processor)
             self.index = SearchIndex(docs, processor, encoder, version, near_misses=near_misses,
                                      rule_only_near_misses=rejected,
-                                     vote_examples=vote_examples(self.vote_rows, {d.entry_id for d in docs}))
+                                     vote_examples=vote_examples(self.vote_rows, {d.entry_id for d in docs}),
+                                     previous_bank=self.index.near_misses if self.index is not None else None)
             self._missing_signature = signature
             self.last_error = None
             logger.info("search index built: %s", self.index.stats())

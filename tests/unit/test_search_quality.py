@@ -290,8 +290,7 @@ def test_a_question_known_to_have_no_answer_is_not_answered_again(index):
     bank = index.near_misses
     own = index.search("最低生活保障怎么申请", fusion).hits[0]
     assert own.doc.entry_id == "MZ001"
-    index.near_misses = NearMissBank([*bank.canon, fooled, "低保", own.doc.question], index.processor,
-                                     examples=bank.examples)
+    index.near_misses = NearMissBank([*bank.canon, fooled, "低保", own.doc.question], index.processor)
     try:
         assert index.search(fooled, fusion).decision == "no_answer"
         assert index.search("请问一下，机场大巴末班车几点发车啊", fusion).decision == "no_answer"
