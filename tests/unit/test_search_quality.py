@@ -75,7 +75,7 @@ def test_top1_and_top3_on_held_out_queries(heldout):
 def test_no_answer_rates_on_held_out_queries(heldout):
     assert heldout["unanswerable"] >= 25
     assert heldout["answerable_no_answer"] <= 0.05, heldout
-    assert heldout["unanswerable_no_answer"] >= 0.70, heldout  # 0.725 today; target 0.85: not reached yet
+    assert heldout["unanswerable_no_answer"] >= 0.70, heldout  # 0.765 today; target 0.85: not reached yet
 
 
 def test_answer_decisions_are_mostly_right(heldout):
@@ -285,7 +285,9 @@ def test_a_question_known_to_have_no_answer_is_not_answered_again(index):
     from kb.search import NearMissBank
 
     fusion = Fusion.load()
-    fooled = "机场大巴末班车几点发车"  # offered the entry on suggestions for bus routes
+    # Offered the entry on suggestions for bus routes, which lists no lines. A better engine may refuse it by itself
+    # (机场大巴末班车几点发车 served here until 2026-12-04); the test then needs another near miss that fools it.
+    fooled = "夜班公交线路有哪些"
     assert index.search(fooled, fusion).decision != "no_answer"
     bank = index.near_misses
     own = index.search("最低生活保障怎么申请", fusion).hits[0]
@@ -293,7 +295,7 @@ def test_a_question_known_to_have_no_answer_is_not_answered_again(index):
     index.near_misses = NearMissBank([*bank.canon, fooled, "低保", own.doc.question], index.processor)
     try:
         assert index.search(fooled, fusion).decision == "no_answer"
-        assert index.search("请问一下，机场大巴末班车几点发车啊", fusion).decision == "no_answer"
+        assert index.search("请问一下，夜班公交线路有哪些啊", fusion).decision == "no_answer"
         assert index.search("低保怎么申请", fusion).decision != "no_answer"  # 低保 alone says nothing
         canon = index.processor.canonical(own.doc.question)  # now an entry's own question
         assert not index.known_unanswerable(canon, own, index.near_misses.match(canon)[1])
