@@ -91,21 +91,23 @@ class Synonyms:
         else:
             self._pattern = None
 
-    def apply(self, text: str) -> str:
+    def apply(self, text: str, cuts_a_word: Callable[[str, int, int], bool] | None = None) -> str:
+        """`cuts_a_word(text, start, end)` says a match cuts across a word of the text; such a match is left alone."""
         if self._pattern is None:
             return text
         canonical = self.mapping
         # A term inside its own canonical form (公积金 in 住房公积金) must not be rewritten twice.
-        out, pos = [], 0
-        for m in self._pattern.finditer(text):
+        out, pos, at = [], 0, 0
+        while (m := self._pattern.search(text, at)) is not None:
             start, end = m.span()
-            if start < pos:
+            if cuts_a_word is not None and cuts_a_word(text, start, end):
+                at = start + 1  # 国家医保: 家医 is no word here, but 医保 one character on is
                 continue
             target = canonical[m.group(0)]
             window = text[max(0, start - len(target)) : start + len(target)]
             out.append(text[pos:start])
             out.append(m.group(0) if target in window else target)
-            pos = end
+            pos = at = end
         out.append(text[pos:])
         return "".join(out)
 
@@ -161,7 +163,23 @@ class TextProcessor:
 
     def canonical(self, text: str) -> str:
         """Normalised text with synonyms rewritten; what rapidfuzz compares."""
-        return self.synonyms.apply(normalize(text))
+        return self.synonyms.apply(normalize(text), self._cuts_a_word)
+
+    def _cuts_a_word(self, text: str, start: int, end: int) -> bool:
+        """The table rewrites strings, so a term can sit across two words: 家医 (家庭医生) in 哪家医院 and 国家医保,
+        的哥 in 我的哥哥. Such a match cuts a word jieba reads there; a term inside one word (公积金贷款) does not."""
+        # Only where a word of the dictionary spans an edge of the match is jieba asked (a sevenfold cost otherwise).
+        freq = self._tok.FREQ
+        left = start > 0 and freq.get(text[start - 1 : start + 1])
+        right = end < len(text) and freq.get(text[end - 1 : end + 1])
+        if not left and not right:
+            return False
+        lo = max(0, start - 4)
+        for _, s, e in self._tok.tokenize(text[lo : end + 4]):
+            s, e = s + lo, e + lo
+            if (s < start < e or s < end < e) and not (s <= start and end <= e):
+                return True
+        return False
 
     def words(self, text: str) -> list[str]:
         """Content words: jieba tokens of the canonical text without stopwords and punctuation."""

@@ -17,6 +17,21 @@ def test_synonym_does_not_rewrite_inside_its_own_canonical_form():
     assert syn.apply("公积金提取") == "住房公积金提取"
 
 
+def test_a_synonym_that_cuts_across_two_words_is_left_alone():
+    """The table rewrites strings: 家医 (家庭医生) sits inside 哪家医院 and 国家医保, 的哥 inside 我的哥哥. Where the match
+    cuts a word jieba reads there it stays as written; a term inside one word (公积金贷款) is still rewritten."""
+    tp = TextProcessor({"家医": "家庭医生", "医保": "基本医疗保险", "的哥": "出租汽车司机", "公积金": "住房公积金",
+                        "养老金": "基本养老金"})
+    assert tp.canonical("哪家医院能打疫苗") == "哪家医院能打疫苗"
+    assert tp.canonical("我妈在老家医院做手术") == "我妈在老家医院做手术"
+    assert tp.canonical("国家医保服务平台") == "国家基本医疗保险服务平台"  # 医保, one character on, still is
+    assert tp.canonical("签个家医要交钱不") == "签个家庭医生要交钱不"
+    assert tp.canonical("重度残疾的哥哥") == "重度残疾的哥哥"
+    assert tp.canonical("的哥嫌近不拉") == "出租汽车司机嫌近不拉"
+    assert tp.canonical("公积金贷款") == "住房公积金贷款"
+    assert tp.canonical("领养老金要什么") == "领基本养老金要什么"  # 领养 is a word, but jieba reads 领 / 养老金
+
+
 def test_tokens_drop_stopwords_and_add_bigrams():
     tp = TextProcessor({"低保": "最低生活保障"})
     words = tp.words("请问低保怎么申请呀")
