@@ -53,6 +53,7 @@ def quality(work: Path) -> None:
         demo_index,
         evaluate_hybrid,
         evaluate_leg,
+        fold_indexes_of,
         load_queries,
         split,
     )
@@ -67,16 +68,18 @@ def quality(work: Path) -> None:
          seconds=round(time.perf_counter() - started, 2))
     hybrid = evaluate_hybrid(index, fusion, held)
     emit(bench="quality.heldout", leg="hybrid", **hybrid)
+    folds = fold_indexes_of(index, tune, work / "encoder")
     for leg in ("bm25", "rapidfuzz", "dense"):
-        emit(bench="quality.heldout", leg=leg, **evaluate_leg(index, leg, tune, held))
+        emit(bench="quality.heldout", leg=leg, **evaluate_leg(index, leg, tune, held, folds))
+    # In-sample: the fit learns from the tuning half, and so does the domain encoder.
     emit(bench="quality.tune", leg="hybrid", **evaluate_hybrid(index, fusion, tune))
     emit(bench="quality.test", leg="hybrid", **evaluate_hybrid(index, fusion, load_queries(TEST_DIR)))
     for part in sorted(TEST_DIR.glob("*.jsonl")):  # each writing round apart: the newest is the least consulted
         emit(bench="quality.test", leg="hybrid", file=part.name, **evaluate_hybrid(index, fusion, load_queries(part)))
     emit(bench="quality.short", leg="hybrid", **evaluate_hybrid(index, fusion, load_queries(SHORT_DIR)))
     emit(bench="quality.novel", leg="hybrid", **evaluate_hybrid(index, fusion, load_queries(NOVEL_DIR)))
-    # Written by other hands. The answerability model learns from the tuning-only and calibration sets (their
-    # figures are in-sample); nothing learns from the unanswerable-only set.
+    # Written by other hands. The answerability model and the domain encoder learn from the tuning-only and
+    # calibration sets (their figures are in-sample); nothing learns from the unanswerable-only set.
     for name, folder, learnt in (("quality.tune_extra", TUNE_EXTRA_DIR, True),
                                  ("quality.calibration", CALIBRATION_DIR, True),
                                  ("quality.unanswerable_only", UNANSWERABLE_DIR, False)):

@@ -11,6 +11,7 @@ import logging
 import shutil
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from datetime import date
 from pathlib import Path
 
@@ -117,8 +118,21 @@ def missing_signature(s: Session) -> tuple[int, int, int]:
     return int(n or 0), int(newest or 0), int(declined or 0)
 
 
-def training_entries(docs: list[Doc]) -> list[TrainingEntry]:
-    return [TrainingEntry(d.question, list(d.similar_questions), d.answer) for d in docs]
+def training_entries(docs: Sequence[Doc], labelled: Mapping[str, Sequence[str]] | None = None) -> list[TrainingEntry]:
+    """What the domain encoder learns from: each entry's own questions and answer, and `labelled`, questions written
+    by other hands that the entry answers (the vote's answered examples, by entry id). The KB's editors write tidy
+    questions; the labelled ones carry the words citizens use (买肉少了二两, 水压低得洗不了澡)."""
+    labelled = labelled or {}
+    return [TrainingEntry(d.question, [*d.similar_questions, *labelled.get(d.entry_id, ())], d.answer) for d in docs]
+
+
+def answered_by_entry(rows: Sequence[Mapping[str, str | None]]) -> dict[str, list[str]]:
+    """The answered rows of a vote file, as {entry id: questions}."""
+    out: dict[str, list[str]] = {}
+    for r in rows:
+        if r.get("entry"):
+            out.setdefault(str(r["entry"]), []).append(str(r["query"]))
+    return out
 
 
 class SearchService:
@@ -154,7 +168,7 @@ class SearchService:
             return self._pretrained
         if not docs:
             return None
-        entries = training_entries(docs)
+        entries = training_entries(docs, answered_by_entry(self.vote_rows))
         ready = trained_encoder(entries, synonyms, processor, self.encoder_dir)
         if ready is not None:
             return ready

@@ -20,6 +20,19 @@ def test_health_reports_the_index(client):
     assert isinstance(body["intake_ready"], bool)
 
 
+def test_the_served_encoder_learnt_the_labelled_questions(client):
+    """The domain encoder the server trains is the one `make bench` measures: the demo KB's own questions and the
+    labelled questions its entries answer (kb/data/vote_examples.jsonl), citizens' words the editors did not write."""
+    from kb.encoder import training_fingerprint
+    from kb.evaluation import demo_docs
+    from kb.service import answered_by_entry, load_vote_file, training_entries
+    from kb.text import DATA_DIR, load_synonyms_file
+
+    entries = training_entries(demo_docs(), answered_by_entry(load_vote_file()))
+    fingerprint = training_fingerprint(entries, load_synonyms_file(DATA_DIR / "synonyms.tsv"))
+    assert client.get("/health").json()["encoder"].startswith(f"static-{fingerprint[:12]} ")
+
+
 def test_a_chinese_question_gets_a_cited_answer(client):
     r = search(client, "打了12345以后多久会有人联系我")
     assert r.status_code == 200
@@ -94,9 +107,10 @@ def test_published_version_is_searchable_within_seconds_and_retired_disappears(c
 def test_a_near_miss_the_citizen_rejected_is_refused_next_time_until_the_kb_answers_it(client):
     """都不是 → a 查无 item → its question joins the near-miss bank: the next citizen asking it gets no_answer and
     bumps the same item. Once the unit publishes an answer and resolves the item, the question is answered."""
-    # a near miss the engine still shows candidates for (its neighbours 公积金贷款能买车位吗 and 房龄 it refuses by
-    # itself now; a better answerability model may need another here)
-    q = "退休了还能用公积金贷款吗"
+    # a near miss the engine still shows candidates for: GJJ002 says 本人及配偶 and nothing of parents. (公积金贷款能买车位吗,
+    # 房龄 and, since the encoder learnt the labelled questions, 退休了还能用公积金贷款吗 it refuses by itself; a better
+    # answerability model may need another here.)
+    q = "公积金能给父母买房吗"
     first = search(client, q, channel="wechat").json()
     assert first["decision"] != "no_answer", first
     shown = [r["entry_id"] for r in first["results"][:3]]
@@ -109,11 +123,11 @@ def test_a_near_miss_the_citizen_rejected_is_refused_next_time_until_the_kb_answ
     # the KB's own questions next door are still answered
     assert search(client, "住房公积金贷款怎么申请").json()["decision"] != "no_answer"
 
-    entry = {"id": "GJJ901", "question": "退休以后还能申请住房公积金贷款吗？", "similar_questions": [
-        "退休人员能不能用公积金贷款买房", "年纪大了公积金贷款还批吗", "快退休了公积金贷款能贷多少年"],
-        "answer": "退休人员仍可按规定申请住房公积金贷款，但贷款期限受借款人年龄限制，借款人年龄与贷款期限之和的上限"
-                  "以区住房公积金管理中心最新公布为准。",
-        "policy_basis": "《住房公积金管理条例》第二十六条", "unit": "区住房公积金管理中心", "category": "公积金", "tags": []}
+    entry = {"id": "GJJ901", "question": "为父母购买住房能否提取住房公积金？", "similar_questions": [
+        "给爸妈买房能提公积金吗", "父母买房子女的公积金能不能取", "帮老人买房可以用我的公积金吗"],
+        "answer": "职工为父母、子女等直系亲属购买自住住房能否提取住房公积金，以及需要提供的亲属关系证明材料，"
+                  "以区住房公积金管理中心最新公布的提取政策为准；本人及配偶购买自住住房的提取见相关条目。",
+        "policy_basis": "《住房公积金管理条例》第二十四条", "unit": "区住房公积金管理中心", "category": "公积金", "tags": []}
     assert client.post("/api/v1/kb/entries", json=entry, headers=admin()).status_code == 201
     assert client.post("/api/v1/kb/entries/GJJ901/versions/1/publish", headers=admin()).status_code == 200
     r = client.post(f"/api/v1/kb/gaps/{gap['id']}/resolve", json={"entry_id": "GJJ901", "version": 1}, headers=admin())

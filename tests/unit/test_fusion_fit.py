@@ -13,7 +13,7 @@ from kb.search import Fusion
 
 def test_the_committed_fusion_is_the_fit_of_the_committed_data(shared_data_dir: Path):
     index = demo_index(shared_data_dir / "encoder")
-    fitted = fit_fusion(index, split(load_queries())[0])
+    fitted = fit_fusion(index, split(load_queries())[0], shared_data_dir / "encoder")
     committed = Fusion.load()
     assert fitted.weights == pytest.approx(committed.weights, abs=2e-3)
     assert fitted.answerable_weights == pytest.approx(committed.answerable_weights, abs=2e-3)

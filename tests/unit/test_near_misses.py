@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from kb.search import NearMissBank, VoteExamples, _incidental
-from kb.service import seed_near_misses, vote_examples
+from kb.encoder import training_fingerprint
+from kb.search import Doc, NearMissBank, VoteExamples, _incidental
+from kb.service import answered_by_entry, seed_near_misses, training_entries, vote_examples
 from kb.text import TextProcessor
 
 
@@ -123,6 +124,20 @@ def test_vote_examples_concern_only_the_kb_they_were_written_for():
         unanswered=("公积金能买车位吗", "今天天气怎么样"), answered=("公积金怎么提取", "低保怎么申请"))
     assert vote_examples(rows, {"GJJ001", "GJJ007"}).answered == ("公积金怎么提取",)  # MZ001 retired
     assert vote_examples(rows, {"X001"}) == VoteExamples()  # another KB: none of it applies
+
+
+def test_the_domain_encoder_learns_the_labelled_questions_an_entry_answers():
+    """They join the entry's similar questions for the encoder's training only (the KB is the office's); a question
+    the KB cannot answer, or one for an entry not published, teaches nothing; a change to them retrains."""
+    docs = [Doc("SJ012", 1, "缺斤少两怎么办", ("短斤缺两去哪投诉",), "向市场监管部门投诉。", "", "", ""),
+            Doc("MZ001", 1, "如何申请低保", (), "向户籍地街道提出申请。", "", "", "")]
+    rows = [{"query": "买肉少了二两找谁", "entry": "SJ012"}, {"query": "公积金能买车位吗", "entry": None, "near": "GJJ007"},
+            {"query": "护照怎么办", "entry": "CR001"}]
+    entries = training_entries(docs, answered_by_entry(rows))
+    assert [e.similar_questions for e in entries] == [["短斤缺两去哪投诉", "买肉少了二两找谁"], []]
+    assert docs[0].similar_questions == ("短斤缺两去哪投诉",)
+    assert training_entries(docs) == training_entries(docs, {})
+    assert training_fingerprint(entries, {}) != training_fingerprint(training_entries(docs), {})
 
 
 def test_without_the_demo_kb_neither_the_seed_nor_the_vote_examples_apply(tmp_path):

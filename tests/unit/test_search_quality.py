@@ -75,7 +75,7 @@ def test_top1_and_top3_on_held_out_queries(heldout):
 def test_no_answer_rates_on_held_out_queries(heldout):
     assert heldout["unanswerable"] >= 25
     assert heldout["answerable_no_answer"] <= 0.05, heldout
-    assert heldout["unanswerable_no_answer"] >= 0.70, heldout  # 0.784 today; target 0.85: not reached yet
+    assert heldout["unanswerable_no_answer"] >= 0.70, heldout  # 0.804 today; target 0.85: not reached yet
 
 
 def test_answer_decisions_are_mostly_right(heldout):
@@ -85,7 +85,7 @@ def test_answer_decisions_are_mostly_right(heldout):
 
 def test_the_same_floors_hold_on_the_test_set(index):
     """The test set was written by other hands after the fit (docs/search.md): retrieval holds there too; its
-    unanswerable figure (set3, set4, set7 and set8 together: 0.69 at 1.1 % refused; set7's subtle near misses are
+    unanswerable figure (set3, set4, set7 and set8 together: 0.68 at 1.4 % refused; set7's subtle near misses are
     the hardest) is guarded at its own level."""
     test = evaluate_hybrid(index, Fusion.load(), load_queries(TEST_DIR))
     assert test["top1"] >= 0.90 and test["top3"] >= 0.97, test
@@ -96,7 +96,7 @@ def test_short_questions_stay_apart_and_are_rarely_refused(index):
     """tests/data/short_queries: half of 649 short questions as typed on WeChat (2026-12-03, fourth session; the
     other half teaches the answerability model), only reported. Retrieval is weaker on so few words (top-1 0.80);
     what is guarded is that a short answerable question is seldom refused (4.1 % today, 8.7 % before the
-    answerability model learnt from written sets) and a short foreign one often is (50 % today; both figures move a few points whenever the encoder is
+    answerability model learnt from written sets) and a short foreign one often is (53 % today; both figures move a few points whenever the encoder is
     retrained, docs/search.md)."""
     from kb.evaluation import SHORT_DIR
     from kb.service import load_near_miss_file
@@ -115,7 +115,7 @@ def test_short_questions_stay_apart_and_are_rarely_refused(index):
 def test_near_misses_unlike_any_before_stay_apart_and_are_measured(index):
     """tests/data/novel_queries (2026-12-04): near misses written to differ from every near miss already written for
     their entries, and answerable questions written to look like near misses. The engine's weakest ground: today a
-    fifth are refused and half of its outright answers there are wrong (docs/search.md). Only reported; guarded at
+    quarter are refused and nearly half of its outright answers there are wrong (docs/search.md). Only reported; guarded at
     today's level so that it is noticed when a change makes it worse."""
     from kb.evaluation import NOVEL_DIR, SHORT_DIR
     from kb.service import load_near_miss_file, load_vote_file
@@ -234,8 +234,9 @@ def test_the_test_set_stays_apart_from_everything_the_engine_learns_from():
 
 def test_the_unanswerable_set_stays_apart_and_is_still_mostly_not_answered_outright(index):
     """tests/data/unanswerable_queries: near misses of every entry by writers who saw only the KB, audited blind.
-    Apart from every other set and the seed, so the bank cannot recognise them word for word. Today 47 % get
-    no_answer and a twelfth are answered outright with a wrong entry (docs/search.md); guarded at that level."""
+    Apart from every other set and the seed, so the bank cannot recognise them word for word. Today 46 % get
+    no_answer and 11.9 % are answered outright with a wrong entry (8.2 % before the encoder learnt the labelled
+    questions: the price of more right outright answers elsewhere, docs/search.md); the guard stays at 12 %."""
     from kb.service import load_near_miss_file
 
     pool = load_queries(UNANSWERABLE_DIR)
@@ -305,10 +306,12 @@ def test_a_question_known_to_have_no_answer_is_not_answered_again(index):
 
 
 def test_the_neighbour_vote_sets_foreign_questions_apart_from_plain_ones(index):
-    """`knn`: the share of known near misses among a query's five nearest questions in the dense space."""
+    """`knn`: the share of known near misses among a query's five nearest questions in the dense space. A plain
+    question may have one (补社会保障卡要工本费不 beside 社保卡丢了, since the encoder learnt the labelled questions);
+    a foreign one has most."""
     vote = {q: index.candidates(q)[0].features["knn"] for q in ("低保怎么申请", "社保卡丢了", "潜水艇驾照怎么考")}
-    assert vote["低保怎么申请"] == vote["社保卡丢了"] == 0.0
-    assert vote["潜水艇驾照怎么考"] >= 0.4, vote
+    assert vote["低保怎么申请"] <= 0.2 and vote["社保卡丢了"] <= 0.2, vote
+    assert vote["潜水艇驾照怎么考"] >= 0.6, vote
 
 
 def test_the_seed_questions_are_refused_when_asked_as_written(index):
