@@ -136,7 +136,8 @@ def kb_reindex() -> None:
 
 @kb_app.command("tune")
 def kb_tune() -> None:
-    """Fit the fusion weights and decision thresholds on the tuning half of tests/data/dev_queries."""
+    """Fit the fusion weights and decision thresholds on the tuning half of tests/data/dev_queries and the sets
+    written for training (docs/search.md), and write kb/data/fusion.json and kb/data/vote_examples.jsonl."""
     from kb.evaluation import tune_and_save
 
     typer.echo(json.dumps(tune_and_save(), ensure_ascii=False, indent=2))

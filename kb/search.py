@@ -16,7 +16,7 @@ import os
 import re
 import time
 from array import array
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -95,6 +95,7 @@ class SearchOutcome:
 QUERY_FEATURES = ("p1", "p2", "margin", "unc_max", "unc_mass", "oov", "words", "dense1",
                   "fuzz1", "pfuzz1", "cov1", "qcov1", "tset1", "ans1", "nm", "nm_gap", "knn", "facet")
 KNN = 5  # neighbours in the vote between the KB's questions and the bank's
+SHORT_QUESTION_WORDS = 3  # a question of this many content words or fewer has its own no-answer line
 
 
 # A query holding (nearly) all of a known unanswerable question is refused outright, unless one of the top entry's own
@@ -277,6 +278,9 @@ class Fusion:
     answerable_weights: dict[str, float] = field(default_factory=dict)
     answerable_intercept: float = 0.0
     answerable_threshold: float = 0.0
+    # The no-answer line for questions of SHORT_QUESTION_WORDS content words or fewer (None: the same line). Short
+    # questions are what citizens type most, and the ones the line refuses most often when the KB does answer them.
+    answerable_threshold_short: float | None = None
     # An outright answer also needs this much confidence that the KB answers at all; below it, the candidates
     # (right entry first, most of the time) with 都不是. A near miss answered with the wrong entry is the costliest
     # mistake search makes.
@@ -324,8 +328,16 @@ class Fusion:
             return 1.0
         return self._logistic(self.answerable_weights, self.answerable_intercept, qfeats)
 
-    def decide(self, probs: Sequence[float], answerable: float = 1.0) -> str:
-        if not probs or probs[0] < self.clarify_threshold or answerable < self.answerable_threshold:
+    def line(self, qfeats: Mapping[str, float]) -> float:
+        """The no-answer line for this question: its own for a short one (`words` is content words / 12)."""
+        short = qfeats.get("words", 1.0) * 12 <= SHORT_QUESTION_WORDS + 1e-9
+        return self.answerable_threshold_short if short and self.answerable_threshold_short is not None \
+            else self.answerable_threshold
+
+    def decide(self, probs: Sequence[float], answerable: float = 1.0, line: float | None = None) -> str:
+        """`line`: the no-answer line of this question (`line`); the general one when not given."""
+        if not probs or probs[0] < self.clarify_threshold or answerable < (self.answerable_threshold if line is None
+                                                                            else line):
             return "no_answer"
         second = probs[1] if len(probs) > 1 else 0.0
         if probs[0] >= self.answer_threshold and probs[0] - second >= self.margin and answerable >= self.answer_bar:
@@ -844,7 +856,7 @@ class SearchIndex:
         canon = self.processor.canonical(query[:MAX_QUERY_CHARS])
         near_miss, known = self.near_misses.match(canon)  # one pass over the bank serves the feature and the rule
         qfeats = self.query_features(query, hits, near_miss, fusion)
-        decision = fusion.decide(probs, fusion.answerable(qfeats) if hits else 0.0)
+        decision = fusion.decide(probs, fusion.answerable(qfeats) if hits else 0.0, fusion.line(qfeats))
         if decision != "no_answer" and self.known_unanswerable(canon, hits[0], known):
             decision = "no_answer"
         elif decision == "clarify" and self.asks_its_own_question(canon, hits):

@@ -1,7 +1,8 @@
 """Retrieval quality asserted on the labelled development set (held-out half), and the set's own hygiene.
 
-Floors: the acceptance figures of the KB issue where the engine meets them; the unanswerable floor is a
-regression guard at the level measured today (0.67), below the issue's 0.85 target — see docs/search.md.
+Floors: the acceptance figures of the KB issue on the held-out half (since 2026-12-04, third session, the
+unanswerable one too: 0.863 at 4.1 % refused, one question above the target; docs/search.md); on the other sets,
+regression guards a few points under today's levels.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def test_top1_and_top3_on_held_out_queries(heldout):
 def test_no_answer_rates_on_held_out_queries(heldout):
     assert heldout["unanswerable"] >= 25
     assert heldout["answerable_no_answer"] <= 0.05, heldout
-    assert heldout["unanswerable_no_answer"] >= 0.70, heldout  # 0.804 today; target 0.85: not reached yet
+    assert heldout["unanswerable_no_answer"] >= 0.85, heldout  # 0.863 (44 of 51) today: one question to spare
 
 
 def test_answer_decisions_are_mostly_right(heldout):
@@ -85,11 +86,11 @@ def test_answer_decisions_are_mostly_right(heldout):
 
 def test_the_same_floors_hold_on_the_test_set(index):
     """The test set was written by other hands after the fit (docs/search.md): retrieval holds there too; its
-    unanswerable figure (set3, set4, set7 and set8 together: 0.68 at 1.4 % refused; set7's subtle near misses are
+    unanswerable figure (set3, set4, set7 and set8 together: 0.75 at 3.1 % refused; set7's subtle near misses are
     the hardest) is guarded at its own level."""
     test = evaluate_hybrid(index, Fusion.load(), load_queries(TEST_DIR))
     assert test["top1"] >= 0.90 and test["top3"] >= 0.97, test
-    assert test["answerable_no_answer"] <= 0.05 and test["unanswerable_no_answer"] >= 0.63, test
+    assert test["answerable_no_answer"] <= 0.05 and test["unanswerable_no_answer"] >= 0.70, test
 
 
 def test_short_questions_stay_apart_and_are_rarely_refused(index):
@@ -115,7 +116,8 @@ def test_short_questions_stay_apart_and_are_rarely_refused(index):
 def test_near_misses_unlike_any_before_stay_apart_and_are_measured(index):
     """tests/data/novel_queries (2026-12-04): near misses written to differ from every near miss already written for
     their entries, and answerable questions written to look like near misses. The engine's weakest ground: today a
-    quarter are refused and nearly half of its outright answers there are wrong (docs/search.md). Only reported; guarded at
+    third are refused (at 9.6 % of its answerable ones: its guard is 10 %) and nearly half of its outright answers
+    there are wrong (docs/search.md). Only reported; guarded at
     today's level so that it is noticed when a change makes it worse."""
     from kb.evaluation import NOVEL_DIR, SHORT_DIR
     from kb.service import load_near_miss_file, load_vote_file
@@ -129,7 +131,7 @@ def test_near_misses_unlike_any_before_stay_apart_and_are_measured(index):
     assert too_close([q.query for q in novel], others) == []
     assert not {q.query for q in novel} & {str(r["query"]) for r in load_vote_file()}
     figures = evaluate_hybrid(index, Fusion.load(), novel)
-    assert figures["answerable_no_answer"] <= 0.10 and figures["unanswerable_no_answer"] >= 0.18, figures
+    assert figures["answerable_no_answer"] <= 0.10 and figures["unanswerable_no_answer"] >= 0.25, figures
 
 
 @pytest.mark.parametrize("query", ["潜水艇驾照怎么考", "火星上能种土豆吗", "护照过期了去哪里换新的",
@@ -234,7 +236,7 @@ def test_the_test_set_stays_apart_from_everything_the_engine_learns_from():
 
 def test_the_unanswerable_set_stays_apart_and_is_still_mostly_not_answered_outright(index):
     """tests/data/unanswerable_queries: near misses of every entry by writers who saw only the KB, audited blind.
-    Apart from every other set and the seed, so the bank cannot recognise them word for word. Today 46 % get
+    Apart from every other set and the seed, so the bank cannot recognise them word for word. Today 54 % get
     no_answer and 11.9 % are answered outright with a wrong entry (8.2 % before the encoder learnt the labelled
     questions: the price of more right outright answers elsewhere, docs/search.md); the guard stays at 12 %."""
     from kb.service import load_near_miss_file
@@ -248,7 +250,7 @@ def test_the_unanswerable_set_stays_apart_and_is_still_mostly_not_answered_outri
     others += [flat(q) for q, _ in load_near_miss_file()]
     assert too_close([q.query for q in pool], others) == []
     figures = evaluate_hybrid(index, Fusion.load(), pool)
-    assert figures["unanswerable_no_answer"] >= 0.42, figures
+    assert figures["unanswerable_no_answer"] >= 0.48, figures
     assert figures["answer_decisions"] <= 0.12 * len(pool), figures
 
 
