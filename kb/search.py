@@ -330,14 +330,14 @@ class Fusion:
 
     def line(self, qfeats: Mapping[str, float]) -> float:
         """The no-answer line for this question: its own for a short one (`words` is content words / 12)."""
-        short = qfeats.get("words", 1.0) * 12 <= SHORT_QUESTION_WORDS + 1e-9
-        return self.answerable_threshold_short if short and self.answerable_threshold_short is not None \
-            else self.answerable_threshold
+        if self.answerable_threshold_short is not None and qfeats.get("words", 1.0) * 12 <= SHORT_QUESTION_WORDS + 1e-9:
+            return self.answerable_threshold_short
+        return self.answerable_threshold
 
     def decide(self, probs: Sequence[float], answerable: float = 1.0, line: float | None = None) -> str:
         """`line`: the no-answer line of this question (`line`); the general one when not given."""
-        if not probs or probs[0] < self.clarify_threshold or answerable < (self.answerable_threshold if line is None
-                                                                            else line):
+        line = self.answerable_threshold if line is None else line
+        if not probs or probs[0] < self.clarify_threshold or answerable < line:
             return "no_answer"
         second = probs[1] if len(probs) > 1 else 0.0
         if probs[0] >= self.answer_threshold and probs[0] - second >= self.margin and answerable >= self.answer_bar:

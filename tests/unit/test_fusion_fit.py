@@ -18,6 +18,8 @@ def test_the_committed_fusion_is_the_fit_of_the_committed_data(shared_data_dir: 
     assert fitted.weights == pytest.approx(committed.weights, abs=2e-3)
     assert fitted.answerable_weights == pytest.approx(committed.answerable_weights, abs=2e-3)
     assert fitted.answerable_threshold == pytest.approx(committed.answerable_threshold, abs=2e-3)
+    assert fitted.answerable_threshold_short == pytest.approx(committed.answerable_threshold_short, abs=2e-3)
+    assert fitted.clarify_threshold == committed.clarify_threshold
     assert (fitted.answer_threshold, fitted.margin, fitted.answer_bar) == pytest.approx(
         (committed.answer_threshold, committed.margin, committed.answer_bar))
 
@@ -44,6 +46,22 @@ def test_an_outright_answer_needs_the_answer_bar_as_well():
     assert fusion.decide([0.99, 0.1], answerable=0.2) == "no_answer"
     assert fusion.decide([0.99, 0.9], answerable=0.9) == "clarify"  # two entries alike: the margin decides
     assert fusion.decide([], answerable=0.9) == "no_answer"
+
+
+def test_a_short_question_has_its_own_no_answer_line():
+    """Three content words or fewer: the short line (docs/search.md, "Two lines"); a fusion file written before
+    there were two lines has one for all."""
+    fusion = Fusion({}, 0.0, answer_threshold=0.9, clarify_threshold=0.01, margin=0.2, answerable_weights={"p1": 1.0},
+                    answerable_threshold=0.3, answerable_threshold_short=0.1, answer_bar=0.75)
+    short, longer = {"words": 3 / 12}, {"words": 4 / 12}
+    assert fusion.line(short) == 0.1 and fusion.line(longer) == 0.3
+    assert fusion.decide([0.99, 0.1], 0.2, fusion.line(short)) == "clarify"
+    assert fusion.decide([0.99, 0.1], 0.2, fusion.line(longer)) == "no_answer"
+    assert fusion.decide([0.005], 0.9, fusion.line(short)) == "no_answer"  # below the candidate floor
+    old = Fusion({}, 0.0, 0.9, 0.0, 0.2, answerable_threshold=0.3)
+    assert old.line(short) == old.line(longer) == 0.3
+    fitted = Fusion.load()
+    assert fitted.answerable_threshold_short is not None and fitted.answerable_threshold_short < fitted.answerable_threshold
 
 
 def test_the_answer_bar_keeps_nine_in_ten_right_answers_on_the_tuning_half(shared_data_dir: Path):
