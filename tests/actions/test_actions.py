@@ -429,7 +429,29 @@ def test_fallback_split_between_intake_intents_goes_to_the_scope_check() -> None
     assert msgs == [] and events == [{"event": "followup", "name": "action_check_scope", "timestamp": None}]
 
 
-def test_real_fallback_says_it_did_not_understand() -> None:
+def test_real_fallback_says_it_did_not_understand(api) -> None:  # type: ignore[no-untyped-def]
+    fake = api({"/api/v1/kb/search": (200, {"decision": "no_answer", "confidence": 0.02, "results": [], "gap_id": None})})
     t = fallback_tracker("嗯啊那个", [("nlu_fallback", 0.75), ("greet", 0.3), ("complain", 0.2), ("thank", 0.2)])
+    msgs, events = run(a.ActionRouteFallback(), t)
+    assert [m["response"] for m in msgs] == ["utter_default"] and events == []
+    assert fake.requests[0][2]["channel"] == "api"  # asked without filing a 查无 item
+
+
+def test_a_fallback_the_kb_answers_outright_gets_the_cited_answer(api) -> None:  # type: ignore[no-untyped-def]
+    """Words the NLU model never saw (二两) that the KB knows: its outright answer, not 没能理解."""
+    hit = {"entry_id": "SJ012", "version": 2, "question": "在菜市场、商店购物遇到缺斤少两怎么办？", "answer": "可向市场监管部门投诉。",
+           "policy_basis": "《计量法》", "unit": "区市场监管局"}
+    api({"/api/v1/kb/search": (200, {"decision": "answer", "confidence": 0.88, "results": [hit], "gap_id": None})})
+    t = fallback_tracker("买肉少了二两找谁", [("nlu_fallback", 0.75), ("ask_policy", 0.4), ("complain", 0.2)])
+    msgs, events = run(a.ActionRouteFallback(), t)
+    assert [m["response"] for m in msgs] == ["utter_policy_answer", "utter_ask_helpful"]
+    assert msgs[0]["entry_id"] == "SJ012" and slots(events)["last_entry_id"] == "SJ012"
+
+
+@pytest.mark.parametrize("reply", [(200, {"decision": "clarify", "confidence": 0.5, "results": [{"entry_id": "SJ012"}],
+                                          "gap_id": None}), httpx.ConnectError("down")])
+def test_a_fallback_the_kb_is_unsure_of_or_the_api_down_says_it_did_not_understand(api, reply) -> None:  # type: ignore[no-untyped-def]
+    api({"/api/v1/kb/search": reply})
+    t = fallback_tracker("那个那个肉", [("nlu_fallback", 0.75), ("ask_policy", 0.4)])
     msgs, events = run(a.ActionRouteFallback(), t)
     assert [m["response"] for m in msgs] == ["utter_default"] and events == []

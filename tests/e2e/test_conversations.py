@@ -37,6 +37,12 @@ def test_policy_question_gets_an_answer_with_its_policy_basis_and_version(client
     assert "很高兴" in client.text(sender, "有帮助")
 
 
+def test_words_the_nlu_model_never_saw_still_get_the_kb_answer(client: Client, sender: str) -> None:
+    """买肉少了二两找谁: NLU falls back (or guesses ask_policy); either way the KB's outright answer comes back cited."""
+    reply = client.text(sender, "买肉少了二两找谁")
+    assert "知识库 SJ012" in reply and "政策依据" in reply, reply
+
+
 def test_ambiguous_question_offers_candidates_and_a_choice_answers(client: Client, sender: str) -> None:
     [message] = client.say(sender, "公积金怎么提取")
     assert "哪一个" in message["text"] and len(message["buttons"]) >= 3, message
