@@ -91,19 +91,7 @@ class ActionAnswerPolicy(Action):
         if res["decision"] == "answer" and results:
             return self._answer(results[0], query, in_form, dispatcher)
         if res["decision"] == "clarify" and results:
-            # 都不是 records a 查无 item; mid-form it hands over instead, so the form's own questions stay in charge.
-            none_response, none_payload = (("utter_clarify_none_human", "/request_human") if in_form
-                                           else ("utter_clarify_none", "/deny"))
-            none_title = domain.get("responses", {}).get(none_response, [{}])[0].get("text", "都不是")
-            offer = results[:3]
-            buttons = [{"title": r["question"], "payload": "/ask_policy" + json.dumps({"entry_id": r["entry_id"]})}
-                       for r in offer]
-            buttons.append({"title": none_title, "payload": none_payload})
-            dispatcher.utter_message(response="utter_clarify", buttons=buttons)
-            keep = [{k: r.get(k) for k in ("entry_id", "version", "question", "answer", "policy_basis", "unit")}
-                    for r in offer]
-            return [SlotSet("last_question", query), SlotSet("candidates", keep)] + (
-                [] if in_form else [SlotSet("context", "clarify")])
+            return self._offer(results, query, in_form, dispatcher, domain)
         gap_id = res.get("gap_id")
         if gap_id:
             dispatcher.utter_message(response="utter_no_answer", gap_id=gap_id)
@@ -111,6 +99,24 @@ class ActionAnswerPolicy(Action):
             dispatcher.utter_message(response="utter_no_answer_unrecorded")
         return [SlotSet("last_question", query), SlotSet("last_entry_id", None)] + (
             [] if in_form else [SlotSet("context", "no_answer")])
+
+    @staticmethod
+    def _offer(results: list[dict[str, Any]], query: str, in_form: bool, dispatcher: CollectingDispatcher,
+               domain: DomainDict) -> list[EventType]:
+        """The candidates as buttons, and 都不是: it records a 查无 item; mid-form it hands over instead, so the form's
+        own questions stay in charge."""
+        none_response, none_payload = (("utter_clarify_none_human", "/request_human") if in_form
+                                       else ("utter_clarify_none", "/deny"))
+        none_title = domain.get("responses", {}).get(none_response, [{}])[0].get("text", "都不是")
+        offer = results[:3]
+        buttons = [{"title": r["question"], "payload": "/ask_policy" + json.dumps({"entry_id": r["entry_id"]})}
+                   for r in offer]
+        buttons.append({"title": none_title, "payload": none_payload})
+        dispatcher.utter_message(response="utter_clarify", buttons=buttons)
+        keep = [{k: r.get(k) for k in ("entry_id", "version", "question", "answer", "policy_basis", "unit")}
+                for r in offer]
+        return [SlotSet("last_question", query), SlotSet("candidates", keep)] + (
+            [] if in_form else [SlotSet("context", "clarify")])
 
     @staticmethod
     def _answer(top: dict[str, Any], query: str, in_form: bool, dispatcher: CollectingDispatcher) -> list[EventType]:
@@ -483,9 +489,9 @@ class ActionRouteFallback(Action):
     """Low NLU confidence. Complaint, help, report and suggestion often split the confidence between them
     ("饭店半夜营业噪音扰民" is both a complaint and a report), yet they share one path: the scope check, where the
     API's classifier names the category. So when those four together pass the threshold, go that way. Otherwise the
-    KB may still know the question in words the NLU model never saw (买肉少了二两找谁): an outright answer of the
-    search (drawn to be at least 97 % right) is given with its citation. Anything less is no reason to guess: we say
-    we did not understand, and nothing is recorded (channel "api": 嗯啊那个 is not a 查无 item)."""
+    KB may still know the question in words the NLU model never saw (买肉少了二两找谁): its outright answer is given
+    with the citation, its candidates are offered as for a policy question. When the KB has nothing either we say we
+    did not understand, and nothing is recorded (channel "api": 嗯啊那个 is not a 查无 item)."""
 
     def name(self) -> str:
         return "action_route_fallback"
@@ -502,9 +508,11 @@ class ActionRouteFallback(Action):
             except (ApiUnavailable, ApiRefused) as e:
                 logger.warning("search after a fallback failed: %s", e)
                 res = {}
-            results = res.get("results") or []
+            results, in_form = res.get("results") or [], tracker.active_loop_name is not None
             if res.get("decision") == "answer" and results:
-                return ActionAnswerPolicy._answer(results[0], text, tracker.active_loop_name is not None, dispatcher)
+                return ActionAnswerPolicy._answer(results[0], text, in_form, dispatcher)
+            if res.get("decision") == "clarify" and results:
+                return ActionAnswerPolicy._offer(results, text, in_form, dispatcher, domain)
         dispatcher.utter_message(response="utter_default")
         return []
 

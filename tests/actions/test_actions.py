@@ -448,10 +448,19 @@ def test_a_fallback_the_kb_answers_outright_gets_the_cited_answer(api) -> None: 
     assert msgs[0]["entry_id"] == "SJ012" and slots(events)["last_entry_id"] == "SJ012"
 
 
-@pytest.mark.parametrize("reply", [(200, {"decision": "clarify", "confidence": 0.5, "results": [{"entry_id": "SJ012"}],
-                                          "gap_id": None}), httpx.ConnectError("down")])
-def test_a_fallback_the_kb_is_unsure_of_or_the_api_down_says_it_did_not_understand(api, reply) -> None:  # type: ignore[no-untyped-def]
-    api({"/api/v1/kb/search": reply})
+def test_a_fallback_the_kb_has_candidates_for_offers_them(api) -> None:  # type: ignore[no-untyped-def]
+    hits = [{"entry_id": e, "version": 1, "question": q, "answer": "……"} for e, q in
+            (("SJ012", "在菜市场、商店购物遇到缺斤少两怎么办？"), ("SJ011", "商家未明码标价或存在价格欺诈行为如何举报？"))]
+    api({"/api/v1/kb/search": (200, {"decision": "clarify", "confidence": 0.5, "results": hits, "gap_id": None})})
+    t = fallback_tracker("称不准去哪说", [("nlu_fallback", 0.75), ("ask_policy", 0.4)])
+    msgs, events = run(a.ActionRouteFallback(), t)
+    assert [m["response"] for m in msgs] == ["utter_clarify"]
+    assert [b["title"] for b in msgs[0]["buttons"]] == [h["question"] for h in hits] + ["都不是"]
+    assert slots(events)["context"] == "clarify" and slots(events)["last_question"] == "称不准去哪说"
+
+
+def test_a_fallback_with_the_api_down_says_it_did_not_understand(api) -> None:  # type: ignore[no-untyped-def]
+    api({"/api/v1/kb/search": httpx.ConnectError("down")})
     t = fallback_tracker("那个那个肉", [("nlu_fallback", 0.75), ("ask_policy", 0.4)])
     msgs, events = run(a.ActionRouteFallback(), t)
     assert [m["response"] for m in msgs] == ["utter_default"] and events == []
