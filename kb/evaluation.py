@@ -22,11 +22,11 @@ from kb.search import (
     FEATURES,
     FUSION_FILE,
     QUERY_FEATURES,
-    SHORT_QUESTION_WORDS,
     Doc,
     Fusion,
     NearMissBank,
     SearchIndex,
+    is_short_question,
 )
 from kb.service import (
     VOTE_FILE,
@@ -224,8 +224,7 @@ def fit_fusion(index: SearchIndex, tune: Sequence[LabelledQuery], encoder_dir: P
     # fold's index that learnt from the other folds only, as a question is met before anyone has labelled it.
     training = stage2_training(tune)
     folds = _fold_indexes(index, training, encoder_dir)
-    by_row = {int(i): fold_index for fold, fold_index in folds for i in fold}
-    cands = [(q, by_row[i].candidates(q.query)) for i, q in enumerate(tune)]
+    cands = [(q, i.candidates(q.query)) for q, i in zip(tune, _index_of_row(folds, len(tune)), strict=True)]
     x = np.asarray([[h.features[f] for f in FEATURES] for _, hits in cands for h in hits])
     y = np.asarray([1 if h.doc.entry_id == q.expected else 0 for q, hits in cands for h in hits])
 
@@ -290,7 +289,7 @@ def fit_fusion(index: SearchIndex, tune: Sequence[LabelledQuery], encoder_dir: P
     # The no-answer lines, drawn on the answerable training questions: at most LINE_SHARE of those longer than
     # SHORT_QUESTION_WORDS refused, at most SHORT_LINE_SHARE of the short ones (docs/search.md, "Two lines").
     def line(share: float, short: bool) -> float:
-        part = [(q, f) for q, _, f, _ in rows if (f["words"] * 12 <= SHORT_QUESTION_WORDS + 1e-9) == short]
+        part = [(q, f) for q, _, f, _ in rows if is_short_question(f) == short]
         return round(threshold_for([[("", fusion.answerable(f))] for _, f in part], [q for q, _ in part], share), 4)
 
     fusion.answerable_threshold = line(LINE_SHARE, short=False)
@@ -361,9 +360,13 @@ def _fold_indexes(index: SearchIndex, training: Sequence[LabelledQuery], encoder
 
 def fold_indexes_of(index: SearchIndex, tune: Sequence[LabelledQuery], encoder_dir: Path) -> list[SearchIndex]:
     """For each question of the tuning half, the fold index the fit scores it by (`_fold_indexes`)."""
-    by_row = {int(i): fold_index for fold, fold_index in _fold_indexes(index, stage2_training(tune), encoder_dir)
-              for i in fold}
-    return [by_row[i] for i in range(len(tune))]
+    return _index_of_row(_fold_indexes(index, stage2_training(tune), encoder_dir), len(tune))
+
+
+def _index_of_row(folds: list[tuple[np.ndarray, SearchIndex]], n: int) -> list[SearchIndex]:
+    """The fold index of each of the first n training questions (the tuning half comes first)."""
+    by_row = {int(i): fold_index for fold, fold_index in folds for i in fold}
+    return [by_row[i] for i in range(n)]
 
 
 def _out_of_fold_runs(folds: list[tuple[np.ndarray, SearchIndex]], fusion: Fusion, training: Sequence[LabelledQuery],

@@ -98,6 +98,11 @@ KNN = 5  # neighbours in the vote between the KB's questions and the bank's
 SHORT_QUESTION_WORDS = 3  # a question of this many content words or fewer has its own no-answer line
 
 
+def is_short_question(qfeats: Mapping[str, float]) -> bool:
+    """SHORT_QUESTION_WORDS content words or fewer (`words` is content words / 12)."""
+    return qfeats.get("words", 1.0) * 12 <= SHORT_QUESTION_WORDS + 1e-9
+
+
 # A query holding (nearly) all of a known unanswerable question is refused outright, unless one of the top entry's own
 # questions is held as fully: the near miss is then the entry's own question (say a new entry now answers it).
 KNOWN_SHARE = 0.9
@@ -329,8 +334,8 @@ class Fusion:
         return self._logistic(self.answerable_weights, self.answerable_intercept, qfeats)
 
     def line(self, qfeats: Mapping[str, float]) -> float:
-        """The no-answer line for this question: its own for a short one (`words` is content words / 12)."""
-        if self.answerable_threshold_short is not None and qfeats.get("words", 1.0) * 12 <= SHORT_QUESTION_WORDS + 1e-9:
+        """The no-answer line for this question: its own for a short one."""
+        if self.answerable_threshold_short is not None and is_short_question(qfeats):
             return self.answerable_threshold_short
         return self.answerable_threshold
 
